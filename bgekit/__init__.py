@@ -1,0 +1,30 @@
+"""bgekit: fine-tune BGE-M3 embedders and BGE rerankers from one YAML recipe."""
+
+from bgekit.errors import BgekitError
+from bgekit.hookspecs import hookimpl
+from bgekit.registry import (
+    CallbackSpec,
+    ComponentSpec,
+    DeviceSpec,
+    FormatSpec,
+    HeadSpec,
+    LossSpec,
+    MetricSpec,
+    MinerSpec,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BgekitError",
+    "CallbackSpec",
+    "ComponentSpec",
+    "DeviceSpec",
+    "FormatSpec",
+    "HeadSpec",
+    "LossSpec",
+    "MetricSpec",
+    "MinerSpec",
+    "hookimpl",
+    "__version__",
+]

@@ -1,0 +1,106 @@
+"""The canonical training example and the row-level error that replaces a bad one.
+
+Every data format reads into :class:`Example`; a row that cannot become one
+becomes a :class:`RowError` carrying file, line, field and reason, so readers
+never drop a row silently and valid rows still count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+
+@dataclass
+class Example:
+    """One query with its positives, negatives and optional teacher scores."""
+
+    query: str
+    pos: list[str]
+    neg: list[str] = field(default_factory=list)
+    pos_scores: list[float] | None = None
+    neg_scores: list[float] | None = None
+    prompt: str | None = None
+    type: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The canonical JSONL object; unset optional fields are left out."""
+        out = {k: v for k, v in asdict(self).items() if k != "extra" and v is not None}
+        out.update(self.extra)
+        return out
+
+
+@dataclass
+class RowError:
+    """Why one input row is not a valid example."""
+
+    path: str
+    line: int
+    reason: str
+    field: str | None = None
+    raw: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}"
+        return f"{where}  {'$.' + self.field + '  ' if self.field else ''}{self.reason}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "line": self.line, "field": self.field,
+                "reason": self.reason, "raw": self.raw}
+
+
+KNOWN_FIELDS = {"query", "pos", "neg", "pos_scores", "neg_scores", "prompt", "type"}
+
+
+def example_from_mapping(row: Mapping[str, Any], path: str, line: int) -> Example | RowError:
+    """Check one canonical row and build the example, or say what is wrong with it."""
+
+    def bad(reason: str, fld: str | None = None) -> RowError:
+        return RowError(path, line, reason, fld)
+
+    if not isinstance(row, Mapping):
+        return bad(f"expected a JSON object, got {type(row).__name__}")
+    query = row.get("query")
+    if not isinstance(query, str):
+        return bad("missing or not a string; every row needs a 'query'", "query")
+    if not query.strip():
+        return bad("empty query", "query")
+    lists: dict[str, list[str]] = {}
+    for name in ("pos", "neg"):
+        value = row.get(name, [] if name == "neg" else None)
+        if isinstance(value, str):
+            value = [value]
+        if value is None:
+            return bad("missing; every row needs at least one positive passage", name)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return bad("must be a list of strings", name)
+        lists[name] = value
+    if not lists["pos"] or not any(p.strip() for p in lists["pos"]):
+        return bad("no non-empty positive passage", "pos")
+    scores: dict[str, list[float] | None] = {}
+    for name, ref in (("pos_scores", "pos"), ("neg_scores", "neg")):
+        value = row.get(name)
+        if value is None:
+            scores[name] = None
+            continue
+        if not isinstance(value, list) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+        ):
+            return bad("must be a list of numbers", name)
+        if len(value) != len(lists[ref]):
+            return bad(f"has {len(value)} scores for {len(lists[ref])} passages in '{ref}'", name)
+        if any(v != v or v in (float("inf"), float("-inf")) for v in value):
+            return bad("contains NaN or infinity", name)
+        scores[name] = [float(v) for v in value]
+    positives = {p.strip() for p in lists["pos"]}
+    for i, neg in enumerate(lists["neg"]):
+        if neg.strip() in positives:
+            return bad(f"negative {i} is identical to a positive; remove it", "neg")
+    for name in ("prompt", "type"):
+        if row.get(name) is not None and not isinstance(row.get(name), str):
+            return bad("must be a string", name)
+    extra = {k: v for k, v in row.items() if k not in KNOWN_FIELDS}
+    return Example(query=query, pos=lists["pos"], neg=lists["neg"],
+                   pos_scores=scores["pos_scores"], neg_scores=scores["neg_scores"],
+                   prompt=row.get("prompt"), type=row.get("type"), extra=extra)

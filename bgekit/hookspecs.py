@@ -1,0 +1,192 @@
+"""Every hook bgekit calls, in one place.
+
+A plugin is any module or object with functions marked ``@bgekit.hookimpl``
+and named like the specs below. Registry hooks return an iterable of typed
+spec records (see :mod:`bgekit.registry`); the core flattens them and refuses
+two plugins that claim one name. Lifecycle hooks are called on every
+registered plugin, including the callback objects a recipe selects, which the
+trainer registers for the length of a run.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import pluggy
+
+PROJECT_NAME = "bgekit"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+# --------------------------------------------------------------------------
+# Registries: each returns spec records of one kind.
+# --------------------------------------------------------------------------
+
+
+@hookspec
+def bgekit_data_formats() -> Iterable["FormatSpec"]:  # noqa: F821
+    """Data formats this plugin can read into canonical examples.
+
+    Example::
+
+        @bgekit.hookimpl
+        def bgekit_data_formats():
+            yield FormatSpec(
+                name="my-tsv",
+                summary="query<TAB>positive<TAB>negative rows",
+                detect=lambda sample: 0.9 if sample.text.count("\\t") >= 2 else 0.0,
+                factory=MyTsvReader,          # MyTsvReader(**params).read(path)
+                params_schema={"properties": {"skip_header": {"type": "boolean"}}},
+            )
+    """
+
+
+@hookspec
+def bgekit_heads() -> Iterable["HeadSpec"]:  # noqa: F821
+    """Model heads that turn encoder hidden states into representations.
+
+    Example::
+
+        @bgekit.hookimpl
+        def bgekit_heads():
+            yield HeadSpec(name="dense", summary="CLS pooling, L2-normalised",
+                           factory=DenseHead)   # DenseHead(hidden_size, **params)
+    """
+
+
+@hookspec
+def bgekit_losses() -> Iterable["LossSpec"]:  # noqa: F821
+    """Training losses.
+
+    Example::
+
+        @bgekit.hookimpl
+        def bgekit_losses():
+            yield LossSpec(name="infonce", summary="contrastive loss",
+                           factory=InfoNCELoss,
+                           params_schema={"properties": {
+                               "temperature": {"type": "number", "default": 0.02}}})
+    """
+
+
+@hookspec
+def bgekit_miners() -> Iterable["MinerSpec"]:  # noqa: F821
+    """Hard-negative miners.
+
+    Example::
+
+        @bgekit.hookimpl
+        def bgekit_miners():
+            yield MinerSpec(name="random", summary="uniform from the pool",
+                            factory=RandomMiner)
+    """
+
+
+@hookspec
+def bgekit_metrics() -> Iterable["MetricSpec"]:  # noqa: F821
+    """Ranking metrics, written by users as ``name@k`` (``ndcg@10``).
+
+    Example::
+
+        @bgekit.hookimpl
+        def bgekit_metrics():
+            yield MetricSpec(name="recall", summary="share of relevant found in top k",
+                             factory=lambda: recall_at_k, takes_k=True)
+    """
+
+
+@hookspec
+def bgekit_device_backends() -> Iterable["DeviceSpec"]:  # noqa: F821
+    """Accelerator backends; the available one with the highest priority wins.
+
+    Example::
+
+        @bgekit.hookimpl
+        def bgekit_device_backends():
+            yield DeviceSpec(name="cpu", priority=0, summary="always there",
+                             is_available=lambda: True, factory=CpuBackend)
+    """
+
+
+@hookspec
+def bgekit_callbacks() -> Iterable["CallbackSpec"]:  # noqa: F821
+    """Callbacks a recipe can select under ``callbacks:`` (loggers, ...).
+
+    The factory returns an object whose ``bgekit_on_*`` methods are marked
+    ``@hookimpl``; the trainer registers it for the length of the run.
+
+    Example::
+
+        @bgekit.hookimpl
+        def bgekit_callbacks():
+            yield CallbackSpec(name="print", summary="print losses",
+                               factory=PrintCallback)
+    """
+
+
+# --------------------------------------------------------------------------
+# Lifecycle hooks: called on every registered plugin.
+# --------------------------------------------------------------------------
+
+
+@hookspec
+def bgekit_on_run_start(run: Any) -> None:
+    """A job starts. ``run`` has ``recipe`` (resolved dict), ``output_dir``, ``is_main_process``.
+
+    Example::
+
+        @bgekit.hookimpl
+        def bgekit_on_run_start(run):
+            print("writing to", run.output_dir)
+    """
+
+
+@hookspec
+def bgekit_on_step_end(run: Any, step: int, metrics: dict) -> None:
+    """An optimiser step ended; ``metrics`` holds loss parts, learning rate, throughput.
+
+    Example::
+
+        @bgekit.hookimpl
+        def bgekit_on_step_end(run, step, metrics):
+            if step % 100 == 0:
+                print(step, metrics["loss"])
+    """
+
+
+@hookspec
+def bgekit_on_evaluate_end(run: Any, step: int, metrics: dict) -> None:
+    """An evaluation ended; ``metrics`` maps names such as ``ndcg@10`` to values.
+
+    Example::
+
+        @bgekit.hookimpl
+        def bgekit_on_evaluate_end(run, step, metrics):
+            print("eval", step, metrics.get("ndcg@10"))
+    """
+
+
+@hookspec
+def bgekit_on_checkpoint(run: Any, step: int, path: str) -> None:
+    """A checkpoint was written (atomically) to ``path``.
+
+    Example::
+
+        @bgekit.hookimpl
+        def bgekit_on_checkpoint(run, step, path):
+            upload(path)
+    """
+
+
+@hookspec
+def bgekit_on_run_end(run: Any, status: str) -> None:
+    """A job ended with ``status`` ``"ok"`` or ``"error"``.
+
+    Example::
+
+        @bgekit.hookimpl
+        def bgekit_on_run_end(run, status):
+            print("done:", status)
+    """

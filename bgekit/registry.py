@@ -1,0 +1,206 @@
+"""Typed spec records that plugins return, and the lookup over them.
+
+Each registry hook returns small frozen dataclasses; :class:`Registry`
+flattens them per kind, remembers which plugin provided each name, and
+raises errors that name every provider on a conflict and suggest the nearest
+name on a miss.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Iterable, Mapping
+
+from bgekit.errors import BgekitError
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """What every component has: a name users write, a factory, a params schema.
+
+    ``params_schema`` is a JSON-Schema fragment with ``properties`` (and
+    optionally ``required``) for the keys a recipe may set beside ``name``;
+    it is merged into the recipe schema with ``additionalProperties: false``.
+    """
+
+    name: str
+    factory: Callable[..., Any]
+    summary: str = ""
+    params_schema: Mapping[str, Any] = field(default_factory=dict)
+
+    kind: ClassVar[str] = "component"
+    hook: ClassVar[str] = ""
+
+    def create(self, **params: Any) -> Any:
+        """Build the component with schema defaults filled in under ``params``."""
+        return self.factory(**{**self.defaults(), **params})
+
+    def defaults(self) -> dict[str, Any]:
+        props = self.params_schema.get("properties", {})
+        return {k: v["default"] for k, v in props.items() if "default" in v}
+
+
+@dataclass(frozen=True)
+class FormatSpec(ComponentSpec):
+    """A data format. ``detect(sample)`` returns a confidence in [0, 1]
+    for a :class:`bgekit.data.sniff.Sample`; the factory builds a reader with
+    ``read(path) -> Iterator[Example | RowError]``."""
+
+    detect: Callable[[Any], float] = lambda sample: 0.0
+    role: str = "train"  # "train" (canonical examples) or "eval" (BEIR corpus/queries/qrels)
+
+    kind: ClassVar[str] = "data_format"
+    hook: ClassVar[str] = "bgekit_data_formats"
+
+
+@dataclass(frozen=True)
+class HeadSpec(ComponentSpec):
+    """A model head; ``factory(hidden_size, **params)`` returns an ``nn.Module``."""
+
+    kind: ClassVar[str] = "head"
+    hook: ClassVar[str] = "bgekit_heads"
+
+    def create(self, hidden_size: int = 0, **params: Any) -> Any:  # type: ignore[override]
+        return self.factory(hidden_size, **{**self.defaults(), **params})
+
+
+@dataclass(frozen=True)
+class LossSpec(ComponentSpec):
+    """A training loss. ``citation`` says where the formula comes from."""
+
+    citation: str = ""
+
+    kind: ClassVar[str] = "loss"
+    hook: ClassVar[str] = "bgekit_losses"
+
+
+@dataclass(frozen=True)
+class MinerSpec(ComponentSpec):
+    """A hard-negative miner."""
+
+    kind: ClassVar[str] = "miner"
+    hook: ClassVar[str] = "bgekit_miners"
+
+
+@dataclass(frozen=True)
+class MetricSpec(ComponentSpec):
+    """A ranking metric; with ``takes_k`` users write ``name@k`` (``map``
+    takes an optional cut-off, ``ndcg`` a required one)."""
+
+    takes_k: bool = True
+    requires_k: bool = True
+
+    kind: ClassVar[str] = "metric"
+    hook: ClassVar[str] = "bgekit_metrics"
+
+
+@dataclass(frozen=True)
+class DeviceSpec(ComponentSpec):
+    """An accelerator backend. Auto-selection takes the available backend
+    with the highest ``priority``."""
+
+    priority: int = 0
+    is_available: Callable[[], bool] = lambda: False
+
+    kind: ClassVar[str] = "device"
+    hook: ClassVar[str] = "bgekit_device_backends"
+
+
+@dataclass(frozen=True)
+class CallbackSpec(ComponentSpec):
+    """A callback a recipe can select (loggers and the like)."""
+
+    kind: ClassVar[str] = "callback"
+    hook: ClassVar[str] = "bgekit_callbacks"
+
+
+SPEC_TYPES: tuple[type[ComponentSpec], ...] = (
+    FormatSpec,
+    HeadSpec,
+    LossSpec,
+    MinerSpec,
+    MetricSpec,
+    DeviceSpec,
+    CallbackSpec,
+)
+KINDS: dict[str, type[ComponentSpec]] = {t.kind: t for t in SPEC_TYPES}
+
+
+class ConflictError(BgekitError):
+    """Two plugins provide a component of the same kind and name."""
+
+
+class UnknownComponentError(BgekitError):
+    """A recipe or command names a component nobody provides."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the closest choice, or ``""``."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+class Registry:
+    """All components of all loaded plugins, by kind and name."""
+
+    def __init__(self, broken: Mapping[str, str] | None = None) -> None:
+        self._specs: dict[str, dict[str, ComponentSpec]] = {k: {} for k in KINDS}
+        self._providers: dict[tuple[str, str], str] = {}
+        self._broken = dict(broken or {})
+
+    def add(self, spec: ComponentSpec, provider: str) -> None:
+        """Add one spec; a second provider of the same kind and name is a conflict."""
+        if not isinstance(spec, ComponentSpec):
+            raise BgekitError(
+                f"plugin '{provider}' returned {spec!r} from a registry hook; "
+                "return spec records such as LossSpec(...)"
+            )
+        key = (spec.kind, spec.name)
+        if key in self._providers:
+            raise ConflictError(
+                f"{spec.kind} '{spec.name}' is provided by both '{self._providers[key]}' "
+                f"and '{provider}'; disable one with BGEKIT_DISABLE_PLUGINS="
+                f"{provider} (or uninstall it)"
+            )
+        self._providers[key] = provider
+        self._specs[spec.kind][spec.name] = spec
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self._specs[kind])
+
+    def all(self, kind: str) -> list[ComponentSpec]:
+        return [self._specs[kind][n] for n in self.names(kind)]
+
+    def provider(self, kind: str, name: str) -> str:
+        return self._providers[(kind, name)]
+
+    def get(self, kind: str, name: str) -> ComponentSpec:
+        """The spec for ``name``, or an error with a suggestion and broken plugins."""
+        if kind not in self._specs:
+            raise BgekitError(f"unknown component kind '{kind}'; kinds: {', '.join(KINDS)}")
+        if name in self._specs[kind]:
+            return self._specs[kind][name]
+        raise UnknownComponentError(self.unknown_message(kind, name))
+
+    def unknown_message(self, kind: str, name: str) -> str:
+        """Why ``name`` is not there: a near miss, or a plugin that failed to load."""
+        known = self.names(kind)
+        msg = f"unknown {kind} '{name}'{did_you_mean(name, known)}; known: {', '.join(known) or 'none'}"
+        if self._broken:
+            broken = "; ".join(f"'{p}': {e}" for p, e in self._broken.items())
+            msg += f". Plugins that failed to load and may provide it: {broken}"
+        return msg
+
+    def metric(self, written: str) -> tuple[MetricSpec, int | None]:
+        """Parse ``ndcg@10`` into the metric spec and its cut-off."""
+        name, _, k = written.partition("@")
+        spec = self.get("metric", name.strip().lower())
+        assert isinstance(spec, MetricSpec)
+        if spec.takes_k and spec.requires_k and not k:
+            raise UnknownComponentError(f"metric '{written}' needs a cut-off, e.g. '{name}@10'")
+        if k and not spec.takes_k:
+            raise UnknownComponentError(f"metric '{name}' takes no cut-off; write '{name}'")
+        if k and not k.isdigit():
+            raise UnknownComponentError(f"metric '{written}': cut-off '{k}' is not a whole number")
+        return spec, (int(k) if k else None)

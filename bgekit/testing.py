@@ -1,0 +1,173 @@
+"""Helpers for plugin authors and for bgekit's own tests.
+
+- :func:`fresh_plugin_manager`: a context manager that swaps in a newly
+  loaded plugin manager and puts the old one back afterwards.
+- :func:`registered_plugin`: register a plugin object for a block, then undo it.
+- :func:`tiny_encoder`: write a tiny randomly initialised encoder and a
+  tokenizer trained in-process (on text that includes Chinese) to a
+  directory, loadable with ``from_pretrained`` exactly like a hub model.
+
+With pytest, the fixtures ``bgekit_pm`` and ``tiny_model_dir`` come from
+``pytest_plugins = ["bgekit.testing"]``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any, Iterator
+
+from bgekit.plugins import PluginManager, set_plugin_manager
+
+#: Mixed Chinese/English text the tiny tokenizers are trained on.
+TRAINING_TEXT = [
+    "北京是中华人民共和国的首都，也是全国的政治和文化中心。",
+    "长江是中国最长的河流，全长约六千三百公里。",
+    "红楼梦是中国古典四大名著之一，作者是曹雪芹。",
+    "第一回 甄士隐梦幻识通灵 贾雨村风尘怀闺秀",
+    "机器学习是人工智能的一个分支，研究计算机如何从数据中学习。",
+    "今天天气很好，我们去公园散步吧！你觉得怎么样？",
+    "Beijing is the capital of the People's Republic of China.",
+    "The Yangtze is the longest river in China, about 6,300 km long.",
+    "Dream of the Red Chamber is one of the four great classical novels.",
+    "Chapter 1. Machine learning studies how computers learn from data.",
+    "What is the capital of China? Which river is the longest?",
+    "Dense, sparse and multi-vector retrieval with BGE-M3 embeddings.",
+] * 4
+
+
+def fresh_plugin_manager(load_entry_points: bool = True) -> contextlib.AbstractContextManager[PluginManager]:
+    """Use a new plugin manager inside the block; restore the previous one after."""
+
+    @contextlib.contextmanager
+    def _cm() -> Iterator[PluginManager]:
+        pm = PluginManager()
+        if load_entry_points:
+            pm.load_entry_points()
+        previous = set_plugin_manager(pm)
+        try:
+            yield pm
+        finally:
+            set_plugin_manager(previous)
+
+    return _cm()
+
+
+@contextlib.contextmanager
+def registered_plugin(plugin: Any, name: str | None = None, pm: PluginManager | None = None) -> Iterator[str]:
+    """Register ``plugin`` on ``pm`` (default: the process-wide manager) for the block."""
+    from bgekit.plugins import get_plugin_manager
+
+    manager = pm or get_plugin_manager()
+    registered = manager.register(plugin, name=name)
+    if registered is None:
+        raise ValueError(f"plugin {name or plugin!r} is blocked or already registered")
+    try:
+        yield registered
+    finally:
+        manager.unregister(name=registered)
+
+
+def _train_tokenizer(arch: str, vocab_size: int):
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    if arch == "bert":
+        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        tok.normalizer = normalizers.BertNormalizer(lowercase=True, handle_chinese_chars=True)
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials)
+        tok.train_from_iterator(TRAINING_TEXT, trainer)
+        cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+        tok.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+            special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+        )
+        tok.decoder = decoders.WordPiece()
+        names = dict(pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
+                     sep_token="[SEP]", mask_token="[MASK]")
+    else:
+        # XLM-R style: <s> </s> around the text, </s></s> between a pair.
+        specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+        tok = Tokenizer(models.Unigram())
+        tok.normalizer = normalizers.NFKC()
+        tok.pre_tokenizer = pre_tokenizers.Metaspace()
+        trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>")
+        tok.train_from_iterator(TRAINING_TEXT, trainer)
+        bos, eos = tok.token_to_id("<s>"), tok.token_to_id("</s>")
+        tok.post_processor = processors.TemplateProcessing(
+            single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
+            special_tokens=[("<s>", bos), ("</s>", eos)],
+        )
+        tok.decoder = decoders.Metaspace()
+        names = dict(bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
+                     cls_token="<s>", sep_token="</s>", mask_token="<mask>")
+    return tok, names
+
+
+def tiny_encoder(
+    directory: str | Path,
+    arch: str = "xlm-roberta",
+    hidden_size: int = 32,
+    num_layers: int = 2,
+    num_heads: int = 2,
+    vocab_size: int = 300,
+    max_position: int = 130,
+    seed: int = 0,
+) -> Path:
+    """Write a tiny random encoder + trained tokenizer to ``directory`` and return it.
+
+    ``arch`` is ``"xlm-roberta"`` (BGE-M3's family) or ``"bert"``.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModel, PreTrainedTokenizerFast
+
+    if arch not in ("xlm-roberta", "bert"):
+        raise ValueError(f"arch must be 'xlm-roberta' or 'bert', not {arch!r}")
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    tok, names = _train_tokenizer(arch, vocab_size)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=max_position - 2, **names)
+    tokenizer.save_pretrained(out)
+    extra: dict[str, Any] = {}
+    if arch == "xlm-roberta":
+        extra = dict(pad_token_id=tok.token_to_id("<pad>"), bos_token_id=tok.token_to_id("<s>"),
+                     eos_token_id=tok.token_to_id("</s>"), max_position_embeddings=max_position + 2)
+    else:
+        extra = dict(pad_token_id=tok.token_to_id("[PAD]"), max_position_embeddings=max_position)
+    config = AutoConfig.for_model(
+        arch, vocab_size=tok.get_vocab_size(), hidden_size=hidden_size,
+        num_hidden_layers=num_layers, num_attention_heads=num_heads,
+        intermediate_size=hidden_size * 2, **extra,
+    )
+    torch.manual_seed(seed)
+    model = AutoModel.from_config(config)
+    model.save_pretrained(out, safe_serialization=True)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# pytest fixtures (enabled with ``pytest_plugins = ["bgekit.testing"]``)
+# ---------------------------------------------------------------------------
+try:
+    import pytest
+except ImportError:  # pragma: no cover - pytest is a test extra
+    pytest = None
+
+if pytest is not None:
+
+    @pytest.fixture
+    def bgekit_pm():
+        """A freshly loaded plugin manager, process-wide for the test."""
+        with fresh_plugin_manager() as pm:
+            yield pm
+
+    @pytest.fixture(scope="session")
+    def tiny_model_dir(tmp_path_factory):
+        """A tiny XLM-RoBERTa-shaped encoder shared by a test session."""
+        return tiny_encoder(tmp_path_factory.mktemp("tiny-xlmr"))
+
+    @pytest.fixture(scope="session")
+    def tiny_bert_dir(tmp_path_factory):
+        """A tiny BERT encoder (its tokenizer has no EOS token)."""
+        return tiny_encoder(tmp_path_factory.mktemp("tiny-bert"), arch="bert")

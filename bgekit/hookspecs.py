@@ -127,6 +127,27 @@ def bgekit_callbacks() -> Iterable["CallbackSpec"]:  # noqa: F821
 
 
 # --------------------------------------------------------------------------
+# Data augmentation: the first plugin that answers wins.
+# --------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def bgekit_generate_queries(passages: list[str], n: int) -> list[list[str]] | None:
+    """Write up to ``n`` search queries for each passage (``bgekit data pairs --method generate``).
+
+    Return one list of queries per passage, in order, or None to let the
+    next plugin answer.
+
+    Example::
+
+        @bgekit.hookimpl
+        def bgekit_generate_queries(passages, n):
+            return [llm.complete(f"Write {n} questions answered by:\n{p}").splitlines()[:n]
+                    for p in passages]
+    """
+
+
+# --------------------------------------------------------------------------
 # Lifecycle hooks: called on every registered plugin.
 # --------------------------------------------------------------------------
 

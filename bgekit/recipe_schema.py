@@ -3,7 +3,13 @@
 Component slots (``model.heads[]``, ``loss``, ``miner``, ``callbacks[]``) are
 marked with ``{"$component": KIND}``; :mod:`bgekit.schema` replaces each
 marker with the live registry's names and each plugin's parameter schema.
+Strings that name a component without parameters (``device.name``,
+``data.format``, ``evaluate.metrics[]``) carry ``"$name_of": KIND``.
 Every object here is closed (``additionalProperties: false``).
+
+File paths in a recipe (``data.train``, ``evaluate.*``, ``output_dir``) are
+relative to the working directory the command runs in, not to the recipe
+file; only ``extends`` is relative to the recipe that contains it.
 """
 
 from __future__ import annotations
@@ -50,14 +56,14 @@ def _bool(default: bool, description: str) -> dict[str, Any]:
 
 
 PATHS = {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
-         "description": "a file path, or a list of them (relative to the recipe file)"}
+         "description": "a file path, or a list of them (relative to the working directory)"}
 
 EVAL_DATA = _obj(
     {
         "corpus": _str(None, "BEIR corpus.jsonl (id, text, optional title)"),
         "queries": _str(None, "BEIR queries.jsonl (id, text)"),
         "qrels": _str(None, "qrels: TSV 'query-id corpus-id score' or TREC 'qid 0 docid rel'"),
-        "metrics": {"type": "array", "items": {"type": "string"}, "default": ["ndcg@10", "recall@100", "mrr@10"],
+        "metrics": {"type": "array", "items": {"type": "string", "$name_of": "metric"}, "default": ["ndcg@10", "recall@100", "mrr@10"],
                     "description": "metric names as users write them, e.g. ndcg@10"},
         "mode": {"enum": ["dense", "sparse", "colbert", "hybrid"], "default": "dense",
                  "description": "which head(s) retrieve"},
@@ -101,7 +107,7 @@ def outer_schema() -> dict[str, Any]:
             "data": _obj(
                 {
                     "train": PATHS,
-                    "format": _str("auto", "data format name, or auto to detect"),
+                    "format": {**_str("auto", "data format name, or auto to detect"), "$name_of": "data_format"},
                     "encoding": _str("auto", "text encoding, or auto to detect"),
                     "group_size": _int(8, "passages per query: 1 positive + group_size-1 negatives", 1),
                     "shuffle": _bool(True, "shuffle examples every epoch"),
@@ -140,7 +146,7 @@ def outer_schema() -> dict[str, Any]:
                 },
             ),
             "device": _obj(
-                {"name": _str("auto", "device backend (cpu, cuda, ascend) or auto")},
+                {"name": {**_str("auto", "device backend (cpu, cuda, ascend) or auto"), "$name_of": "device"}},
             ),
             "evaluate": EVAL_DATA,
             "callbacks": {"type": "array", "items": {"$component": "callback"}, "default": [],

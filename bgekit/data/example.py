@@ -23,10 +23,12 @@ class Example:
     prompt: str | None = None
     type: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: where the example was read from (file line), for messages; not part of the data
+    line: int | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         """The canonical JSONL object; unset optional fields are left out."""
-        out = {k: v for k, v in asdict(self).items() if k != "extra" and v is not None}
+        out = {k: v for k, v in asdict(self).items() if k not in ("extra", "line") and v is not None}
         out.update(self.extra)
         return out
 
@@ -53,8 +55,13 @@ class RowError:
 KNOWN_FIELDS = {"query", "pos", "neg", "pos_scores", "neg_scores", "prompt", "type"}
 
 
-def example_from_mapping(row: Mapping[str, Any], path: str, line: int) -> Example | RowError:
-    """Check one canonical row and build the example, or say what is wrong with it."""
+def example_from_mapping(row: Mapping[str, Any], path: str, line: int, *,
+                         score_range: tuple[float, float] | None = None) -> Example | RowError:
+    """Check one canonical row and build the example, or say what is wrong with it.
+
+    ``score_range`` (low, high), when given, bounds every teacher score; scores
+    must always be finite.
+    """
 
     def bad(reason: str, fld: str | None = None) -> RowError:
         return RowError(path, line, reason, fld)
@@ -78,6 +85,10 @@ def example_from_mapping(row: Mapping[str, Any], path: str, line: int) -> Exampl
         lists[name] = value
     if not lists["pos"] or not any(p.strip() for p in lists["pos"]):
         return bad("no non-empty positive passage", "pos")
+    for name in ("pos", "neg"):
+        for i, text in enumerate(lists[name]):
+            if not text.strip():
+                return bad(f"passage {i} is empty", name)
     scores: dict[str, list[float] | None] = {}
     for name, ref in (("pos_scores", "pos"), ("neg_scores", "neg")):
         value = row.get(name)
@@ -92,6 +103,9 @@ def example_from_mapping(row: Mapping[str, Any], path: str, line: int) -> Exampl
             return bad(f"has {len(value)} scores for {len(lists[ref])} passages in '{ref}'", name)
         if any(v != v or v in (float("inf"), float("-inf")) for v in value):
             return bad("contains NaN or infinity", name)
+        out_of_range = score_range_problem(value, score_range)
+        if out_of_range:
+            return bad(out_of_range, name)
         scores[name] = [float(v) for v in value]
     positives = {p.strip() for p in lists["pos"]}
     for i, neg in enumerate(lists["neg"]):
@@ -103,4 +117,15 @@ def example_from_mapping(row: Mapping[str, Any], path: str, line: int) -> Exampl
     extra = {k: v for k, v in row.items() if k not in KNOWN_FIELDS}
     return Example(query=query, pos=lists["pos"], neg=lists["neg"],
                    pos_scores=scores["pos_scores"], neg_scores=scores["neg_scores"],
-                   prompt=row.get("prompt"), type=row.get("type"), extra=extra)
+                   prompt=row.get("prompt"), type=row.get("type"), extra=extra, line=line)
+
+
+def score_range_problem(scores: list[float] | None, score_range: tuple[float, float] | None) -> str | None:
+    """Why ``scores`` break ``score_range`` (low, high), or None when they do not."""
+    if not scores or score_range is None:
+        return None
+    low, high = score_range
+    for i, v in enumerate(scores):
+        if not low <= v <= high:
+            return f"score {i} is {v}, out of range [{low}, {high}]"
+    return None

@@ -3,39 +3,67 @@
 from __future__ import annotations
 
 import codecs
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from bgekit.data.encoding import SAMPLE_BYTES, detect_encoding_of_bytes, resolve_encoding
 from bgekit.data.example import Example, RowError
 from bgekit.errors import BgekitError
 from bgekit.registry import FormatSpec, Registry
 
-SAMPLE_BYTES = 64 * 1024
-
 
 @dataclass
 class Sample:
-    """The head of a file, for format detection."""
+    """The head of a file (or the listing of a directory), for format detection.
+
+    ``text`` is the head decoded with ``encoding`` (detected unless given);
+    for a directory ``raw`` and ``text`` are empty and ``files`` lists the
+    paths inside it, relative and with ``/``, two levels deep.
+    """
 
     path: str
     raw: bytes
     text: str
+    encoding: str = "utf-8"
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def is_dir(self) -> bool:
+        return Path(self.path).is_dir()
+
+    @property
+    def suffix(self) -> str:
+        return Path(self.path).suffix.lower()
 
     @classmethod
-    def of(cls, path: str | Path, encoding: str = "utf-8-sig") -> "Sample":
+    def of(cls, path: str | Path, encoding: str | None = None) -> "Sample":
+        path = Path(path)
+        if path.is_dir():
+            files = sorted(str(p.relative_to(path)).replace("\\", "/") for p in path.glob("*") if p.is_file())
+            files += sorted(str(p.relative_to(path)).replace("\\", "/") for p in path.glob("*/*") if p.is_file())
+            return cls(str(path), b"", "", "utf-8", files)
         with open(path, "rb") as fh:
             raw = fh.read(SAMPLE_BYTES)
+        if encoding is None or encoding == "auto":
+            encoding = detect_encoding_of_bytes(raw, complete=len(raw) < SAMPLE_BYTES) or "utf-8"
+        else:
+            encoding = resolve_encoding(path, encoding)
         text = codecs.getincrementaldecoder(encoding)(errors="replace").decode(raw)
-        return cls(str(path), raw, text)
+        return cls(str(path), raw, text.lstrip("\ufeff"), encoding)
 
 
-def detect_format(path: str | Path, registry: Registry, role: str = "train") -> FormatSpec:
-    """The format whose detector is most confident about ``path``."""
-    sample = Sample.of(path)
+def detect_format(path: str | Path, registry: Registry, role: str | None = "train",
+                  encoding: str | None = None) -> FormatSpec:
+    """The format whose detector is most confident about ``path``.
+
+    ``role`` limits the candidates to training (``"train"``) or evaluation
+    (``"eval"``) formats; None considers every format.
+    """
+    sample = Sample.of(path, encoding)
     scored = []
     for spec in registry.all("data_format"):
-        if isinstance(spec, FormatSpec) and spec.role == role:
+        if isinstance(spec, FormatSpec) and (role is None or spec.role == role):
             try:
                 scored.append((float(spec.detect(sample)), spec.name, spec))
             except Exception:
@@ -43,17 +71,50 @@ def detect_format(path: str | Path, registry: Registry, role: str = "train") -> 
     scored.sort(key=lambda t: (-t[0], t[1]))
     if not scored or scored[0][0] <= 0.0:
         raise BgekitError(
-            f"{path}: could not tell the data format; pass it explicitly "
+            f"{path}: could not tell the data format; pass it explicitly with --format/--from "
             f"(known: {', '.join(registry.names('data_format'))})"
         )
     return scored[0][2]
 
 
-def read_examples(path: str | Path, registry: Registry, fmt: str = "auto",
-                  **params) -> Iterator[Example | RowError]:
+@dataclass
+class OpenedData:
+    """A data source with its format and encoding settled, ready to stream."""
+
+    path: str
+    spec: FormatSpec
+    encoding: str  # the codec used, or "per file" for a directory
+
+    def rows(self, **params) -> Iterator[Example | RowError]:
+        if "encoding" in self.spec.params_schema.get("properties", {}):
+            params.setdefault("encoding", "auto" if Path(self.path).is_dir() else self.encoding)
+        reader = self.spec.create(**params)
+        yield from reader.read(self.path)
+
+
+def open_data(path: str | Path, registry: Registry | None = None, fmt: str = "auto",
+              encoding: str | None = "auto", role: str | None = None) -> OpenedData:
+    """Settle format and encoding of ``path`` (detecting what is ``auto``)."""
+    if registry is None:
+        from bgekit.plugins import get_registry
+
+        registry = get_registry()
+    path = Path(path)
+    if not path.exists():
+        raise BgekitError(f"{path}: no such file or directory")
+    if path.is_dir():
+        codec = "per file"
+    else:
+        codec = resolve_encoding(path, encoding)
+    if fmt == "auto":
+        spec = detect_format(path, registry, role=role, encoding=None if path.is_dir() else codec)
+    else:
+        spec = registry.get("data_format", fmt)
+    assert isinstance(spec, FormatSpec)
+    return OpenedData(str(path), spec, codec)
+
+
+def read_examples(path: str | Path, registry: Registry | None = None, fmt: str = "auto",
+                  encoding: str | None = "auto", **params) -> Iterator[Example | RowError]:
     """Stream examples (and row errors) from ``path`` in format ``fmt``."""
-    if not Path(path).exists():
-        raise BgekitError(f"{path}: no such file")
-    spec = detect_format(path, registry) if fmt == "auto" else registry.get("data_format", fmt)
-    reader = spec.create(**params)
-    yield from reader.read(str(path))
+    yield from open_data(path, registry, fmt, encoding).rows(**params)

@@ -1,0 +1,72 @@
+"""The ``bgekit`` command line.
+
+Each command family lives in its own module under :mod:`bgekit.commands`;
+``COMMANDS`` below is the one list that puts them on the command line.
+Errors a user can fix (:class:`bgekit.BgekitError`) print as one message on
+stderr with exit status 1; ``--debug`` shows the traceback instead. Usage
+errors exit with 2 (click's convention).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+import bgekit
+from bgekit.errors import BgekitError
+
+#: ``module:attribute`` of every command (group); add a line to add a command.
+COMMANDS = [
+    "bgekit.commands.plugins:plugins",
+    "bgekit.commands.recipes:recipes",
+    "bgekit.commands.run:run",
+    "bgekit.commands.schema:schema",
+    "bgekit.commands.doctor:doctor",
+    "bgekit.commands.data:data",
+    "bgekit.commands.encode:encode",
+    "bgekit.commands.eval:eval_group",
+    "bgekit.commands.compare:compare",
+    "bgekit.commands.bench:bench",
+]
+
+
+class _BgekitGroup(click.Group):
+    """Turns BgekitError into a clean message and exit 1 (unless ``--debug``)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BgekitError as exc:
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_BgekitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(bgekit.__version__, prog_name="bgekit")
+@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+def main(debug: bool) -> None:
+    """Fine-tune BGE-M3 embedders and BGE rerankers from one YAML recipe.
+
+    \b
+    Example:
+      bgekit recipes list
+      bgekit run recipes/m3.yaml train.learning_rate=2e-5 --dry-run
+    """
+
+
+def _load(target: str) -> click.Command:
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+for _target in COMMANDS:
+    main.add_command(_load(_target))
+
+
+if __name__ == "__main__":  # python -m bgekit.cli
+    sys.exit(main())

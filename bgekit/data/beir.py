@@ -1,0 +1,203 @@
+"""BEIR-style evaluation data: ``corpus.jsonl``, ``queries.jsonl`` and qrels.
+
+Qrels come as TSV ``query-id corpus-id score`` (header line or not) or TREC
+``qid 0 docid rel``. Loaders stream the corpus so that only the documents a
+caller asks for are kept in memory.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from bgekit.data.encoding import iter_lines
+from bgekit.data.example import Example, RowError
+from bgekit.errors import BgekitError
+
+
+@dataclass
+class Judgement:
+    """One qrels line."""
+
+    query_id: str
+    doc_id: str
+    relevance: int
+    line: int
+
+
+def iter_qrels(path: str | Path, encoding: str | None = "auto") -> Iterator[Judgement | RowError]:
+    """Stream qrels judgements in TSV (3 columns) or TREC (4 columns) form."""
+    for line, text in iter_lines(path, encoding):
+        if not text.strip() or text.startswith("#"):
+            continue
+        cols = text.split("\t") if "\t" in text else text.split()
+        if len(cols) == 4:
+            qid, _, did, rel = cols
+        elif len(cols) == 3:
+            qid, did, rel = cols
+        else:
+            yield RowError(str(path), line, f"expected 3 columns (query-id corpus-id score) or 4 (TREC), "
+                           f"got {len(cols)}", raw=text[:200])
+            continue
+        try:
+            relevance = int(float(rel))
+        except ValueError:
+            if line == 1:  # a header such as "query-id corpus-id score"
+                continue
+            yield RowError(str(path), line, f"relevance {rel!r} is not a number", "score", raw=text[:200])
+            continue
+        yield Judgement(qid.strip(), did.strip(), relevance, line)
+
+
+def load_qrels(path: str | Path, encoding: str | None = "auto") -> dict[str, dict[str, int]]:
+    """``{query_id: {doc_id: relevance}}``; a malformed line is an error naming it."""
+    qrels: dict[str, dict[str, int]] = {}
+    for item in iter_qrels(path, encoding):
+        if isinstance(item, RowError):
+            raise BgekitError(str(item))
+        qrels.setdefault(item.query_id, {})[item.doc_id] = item.relevance
+    return qrels
+
+
+def iter_jsonl_records(path: str | Path, encoding: str | None = "auto") -> Iterator[tuple[int, dict] | RowError]:
+    """``(line, object)`` for each JSON object line; bad lines as row errors."""
+    for line, text in iter_lines(path, encoding):
+        if not text.strip():
+            continue
+        try:
+            obj = json.loads(text)
+        except ValueError as exc:
+            yield RowError(str(path), line, f"not valid JSON ({exc.msg} at column {exc.colno})", raw=text[:200])
+            continue
+        if not isinstance(obj, dict):
+            yield RowError(str(path), line, f"expected a JSON object, got {type(obj).__name__}")
+            continue
+        yield line, obj
+
+
+def iter_corpus(path: str | Path, encoding: str | None = "auto") -> Iterator[tuple[str, str, str] | RowError]:
+    """``(id, title, text)`` for each document of ``corpus.jsonl`` (``_id`` or ``id``)."""
+    for item in iter_jsonl_records(path, encoding):
+        if isinstance(item, RowError):
+            yield item
+            continue
+        line, obj = item
+        doc_id = obj.get("_id", obj.get("id"))
+        text = obj.get("text")
+        if doc_id is None or not isinstance(text, str):
+            yield RowError(str(path), line, "a corpus line needs an 'id' (or '_id') and a string 'text'")
+            continue
+        title = obj.get("title") or ""
+        yield str(doc_id), str(title), text
+
+
+def load_queries(path: str | Path, encoding: str | None = "auto",
+                 only: Iterable[str] | None = None) -> dict[str, str]:
+    """``{query_id: text}`` from ``queries.jsonl`` (or a ``qid<TAB>text`` TSV)."""
+    wanted = set(only) if only is not None else None
+    queries: dict[str, str] = {}
+    if Path(path).suffix.lower() in (".tsv", ".txt"):
+        for line, text in iter_lines(path, encoding):
+            qid, sep, query = text.partition("\t")
+            if not sep:
+                if text.strip():
+                    raise BgekitError(f"{path}:{line}: expected 'query-id<TAB>text'")
+                continue
+            if wanted is None or qid in wanted:
+                queries[qid] = query
+        return queries
+    for item in iter_jsonl_records(path, encoding):
+        if isinstance(item, RowError):
+            raise BgekitError(str(item))
+        line, obj = item
+        qid = obj.get("_id", obj.get("id"))
+        if qid is None or not isinstance(obj.get("text"), str):
+            raise BgekitError(f"{path}:{line}: a query line needs an 'id' (or '_id') and a string 'text'")
+        if wanted is None or str(qid) in wanted:
+            queries[str(qid)] = obj["text"]
+    return queries
+
+
+def passage_text(title: str, text: str) -> str:
+    """How a titled document is given to an encoder: ``title text`` (BEIR's convention)."""
+    return f"{title} {text}" if title else text
+
+
+def load_documents(path: str | Path, ids: set[str], encoding: str | None = "auto") -> dict[str, str]:
+    """The texts of just ``ids`` from a corpus, streaming the rest past."""
+    docs: dict[str, str] = {}
+    for item in iter_corpus(path, encoding):
+        if isinstance(item, RowError):
+            raise BgekitError(str(item))
+        doc_id, title, text = item
+        if doc_id in ids:
+            docs[doc_id] = passage_text(title, text)
+    return docs
+
+
+@dataclass
+class BeirDataset:
+    """Paths of one BEIR-style dataset split."""
+
+    corpus: Path
+    queries: Path
+    qrels: Path
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def find_beir_files(root: str | Path, split: str = "test") -> BeirDataset:
+    """Locate ``corpus.jsonl``, ``queries.jsonl`` and the qrels of ``split`` under ``root``."""
+    root = Path(root)
+    corpus, queries = root / "corpus.jsonl", root / "queries.jsonl"
+    candidates = [root / "qrels" / f"{split}.tsv", root / f"qrels.{split}.tsv", root / "qrels.tsv",
+                  root / f"qrels.{split}.trec", root / "qrels.trec"]
+    qrels = next((c for c in candidates if c.is_file()), None)
+    if qrels is None:
+        found = sorted(str(p.relative_to(root)) for p in root.glob("qrels/*.tsv"))
+        if len(found) == 1:
+            qrels = root / found[0]
+    missing = [str(p) for p in (corpus, queries) if not p.is_file()]
+    if qrels is None:
+        missing.append(f"{root}/qrels/{split}.tsv")
+    if missing:
+        raise BgekitError(f"{root}: not a BEIR-style dataset; missing {', '.join(missing)}")
+    return BeirDataset(corpus, queries, qrels)
+
+
+def examples_from_judgements(qrels: str | Path, queries: str | Path, corpus: str | Path,
+                             encoding: str | None = "auto",
+                             load_docs=load_documents) -> Iterator[Example | RowError]:
+    """One training example per judged query: relevance > 0 positive, 0 negative.
+
+    Memory holds the judgements and the judged documents only: the queries
+    and the corpus are streamed past and filtered by id.
+    """
+    from bgekit.data.example import example_from_mapping
+
+    judged: dict[str, list[Judgement]] = {}
+    for item in iter_qrels(qrels, encoding):
+        if isinstance(item, RowError):
+            yield item
+            continue
+        judged.setdefault(item.query_id, []).append(item)
+    texts = load_queries(queries, encoding, only=judged)
+    docs = load_docs(corpus, {j.doc_id for js in judged.values() for j in js}, encoding)
+    for qid, judgements in judged.items():
+        first = judgements[0].line
+        if qid not in texts:
+            yield RowError(str(qrels), first, f"query id {qid!r} is not in {Path(queries).name}", "query-id")
+            continue
+        row: dict[str, list[str] | str] = {"query": texts[qid], "pos": [], "neg": []}
+        missing = [j for j in judgements if j.doc_id not in docs]
+        if missing:
+            yield RowError(str(qrels), missing[0].line,
+                           f"document id {missing[0].doc_id!r} is not in {Path(corpus).name}", "corpus-id")
+            continue
+        for j in judgements:
+            row["pos" if j.relevance > 0 else "neg"].append(docs[j.doc_id])  # type: ignore[union-attr]
+        if not row["pos"]:
+            yield RowError(str(qrels), first, f"query id {qid!r} has no judgement with relevance > 0", "score")
+            continue
+        yield example_from_mapping(row, str(qrels), first)

@@ -1,0 +1,103 @@
+"""Inference benchmark of an embedder: throughput, latency percentiles, peak memory.
+
+Each measured call is one ``model.encode`` of one batch, end to end
+(tokenisation, forward pass with every head the model has, copy back to the
+host), timed with ``time.perf_counter`` after ``warmup`` untimed calls and a
+device synchronisation. Tokens/s counts real (non-padding) tokens after
+truncation to ``max_length``. Peak memory is the device's peak allocation
+where the backend reports one (CUDA, Ascend), else the process's peak
+resident set size as the CPU backend reports it (``ru_maxrss``: a high-water
+mark since the process started, so it includes the model and everything
+loaded before).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from typing import Any, Sequence
+
+import numpy as np
+
+from bgekit.errors import BgekitError
+
+#: Mixed Chinese/English sentences repeated into benchmark texts when none are given.
+SAMPLE_SENTENCES = [
+    "北京是中华人民共和国的首都，也是全国的政治和文化中心。",
+    "The Yangtze is the longest river in China, about 6,300 km long.",
+    "红楼梦是中国古典四大名著之一，作者是曹雪芹。",
+    "Dense, sparse and multi-vector retrieval with BGE-M3 embeddings.",
+    "机器学习是人工智能的一个分支，研究计算机如何从数据中学习。",
+    "Fine-tuning a retriever on in-domain data usually beats the general model.",
+]
+PERCENTILES = (50, 90, 95, 99)
+
+
+def sample_texts(count: int, sentences_per_text: int = 8) -> list[str]:
+    """``count`` texts of a few sentences each, varied so that batches differ."""
+    n = len(SAMPLE_SENTENCES)
+    return [" ".join(SAMPLE_SENTENCES[(i + j) % n] for j in range(sentences_per_text)) for i in range(count)]
+
+
+def bench_embedder(model: Any, backend: Any, texts: Sequence[str], batch_sizes: Sequence[int], *,
+                   max_length: int = 512, warmup: int = 3, iterations: int = 20) -> dict[str, Any]:
+    """Measure ``model.encode`` per batch size; returns a JSON-ready dict."""
+    if not texts:
+        raise BgekitError("no texts to benchmark with")
+    if warmup < 0 or iterations < 1:
+        raise BgekitError("--warmup must be >= 0 and --iterations >= 1")
+    heads = list(model.heads)
+    dtype = str(next(model.parameters()).dtype).replace("torch.", "")
+    rows = []
+    for batch_size in batch_sizes:
+        if batch_size < 1:
+            raise BgekitError(f"batch sizes must be at least 1, not {batch_size}")
+        batches = [[texts[(i * batch_size + j) % len(texts)] for j in range(batch_size)]
+                   for i in range(warmup + iterations)]
+        tokens = [sum(len(ids) for ids in model.tokenizer(b, truncation=True, max_length=max_length)["input_ids"])
+                  for b in batches]
+        backend.reset_peak_memory()
+        for batch in batches[:warmup]:
+            model.encode(batch, batch_size=batch_size, max_length=max_length, heads=heads)
+        backend.synchronize()
+        latencies = []
+        for batch in batches[warmup:]:
+            start = time.perf_counter()
+            model.encode(batch, batch_size=batch_size, max_length=max_length, heads=heads)
+            backend.synchronize()
+            latencies.append(time.perf_counter() - start)
+        seconds = float(np.sum(latencies))
+        stats = backend.memory_stats()
+        if "peak_allocated" in stats:
+            peak, source = stats["peak_allocated"], "device peak allocated"
+        else:
+            peak, source = stats.get("peak_rss"), "process peak RSS"
+        row = {
+            "batch_size": batch_size,
+            "iterations": iterations,
+            "items_per_s": batch_size * iterations / seconds,
+            "tokens_per_s": sum(tokens[warmup:]) / seconds,
+            "mean_tokens_per_item": float(np.mean(tokens[warmup:])) / batch_size,
+            "peak_memory_mib": None if peak is None else float(peak),
+            "peak_memory_source": source,
+        }
+        row.update({f"latency_p{p}_ms": float(np.percentile(latencies, p) * 1000) for p in PERCENTILES})
+        rows.append(row)
+    return {
+        "device": {"backend": backend.name, "device": str(model.device), **_device_name(model)},
+        "dtype": dtype,
+        "heads": heads,
+        "max_length": max_length,
+        "warmup": warmup,
+        "host": {"python": platform.python_version(), "machine": platform.machine()},
+        "results": rows,
+    }
+
+
+def _device_name(model: Any) -> dict[str, str]:
+    import torch
+
+    device = model.device
+    if device.type == "cuda":
+        return {"name": torch.cuda.get_device_name(device)}
+    return {"name": platform.processor() or platform.machine(), "threads": str(torch.get_num_threads())}

@@ -1,0 +1,141 @@
+"""Reading and writing qrels and runs in the formats trec_eval and BEIR use.
+
+- qrels, TREC: ``qid iter docid rel`` (``iter`` is ignored, usually ``0``);
+- qrels, BEIR TSV: ``query-id<TAB>corpus-id<TAB>score``, with or without a header line;
+- runs, TREC: ``qid Q0 docid rank score tag`` (trec_eval ignores ``rank`` and
+  orders by ``score``; so do we, see :mod:`bgekit.evaluate.judged`).
+
+Relevance grades are integers, as trec_eval requires. Every malformed line is
+reported as ``file:line`` with what is wrong.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from bgekit.errors import BgekitError
+
+#: query id -> document id -> relevance grade
+Qrels = dict[str, dict[str, int]]
+#: query id -> document id -> retrieval score
+Run = dict[str, dict[str, float]]
+
+BEIR_HEADER = ("query-id", "corpus-id", "score")
+
+
+def _lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+    """Non-empty lines with their 1-based line numbers; decoding errors name the line."""
+    try:
+        fh = open(path, encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise BgekitError(f"cannot read {path}: {exc.strerror}") from exc
+    with fh:
+        lineno = 0
+        while True:
+            lineno += 1
+            try:
+                line = fh.readline()
+            except UnicodeDecodeError as exc:
+                raise BgekitError(f"{path}:{lineno}: not UTF-8 ({exc.reason})") from exc
+            if not line:
+                return
+            if line.strip():
+                yield lineno, line.rstrip("\r\n")
+
+
+def _grade(value: str, where: str) -> int:
+    """A relevance grade: an integer (``1.0`` is accepted, ``0.5`` is not)."""
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        number = float(value)
+    except ValueError:
+        raise BgekitError(f"{where}: relevance '{value}' is not a number") from None
+    if not number.is_integer():
+        raise BgekitError(f"{where}: relevance '{value}' is not a whole number; trec_eval grades are integers")
+    return int(number)
+
+
+def read_qrels(path: str | os.PathLike) -> Qrels:
+    """Read TREC (4 columns) or BEIR TSV (3 columns, optional header) qrels.
+
+    The layout is decided by the first line; a later judgement of the same
+    (query, document) pair replaces the earlier one, as in trec_eval.
+    """
+    qrels: Qrels = {}
+    columns = 0
+    for lineno, line in _lines(path):
+        where = f"{path}:{lineno}"
+        fields = line.split("\t") if "\t" in line else line.split()
+        fields = [f.strip() for f in fields]
+        if not columns:
+            columns = len(fields)
+            if columns not in (3, 4):
+                raise BgekitError(
+                    f"{where}: expected qrels as 'qid 0 docid rel' (TREC, 4 columns) or "
+                    f"'query-id<TAB>corpus-id<TAB>score' (BEIR, 3 columns), got {len(fields)} columns"
+                )
+            if columns == 3 and tuple(f.lower() for f in fields) == BEIR_HEADER:
+                continue
+        if len(fields) != columns:
+            raise BgekitError(f"{where}: expected {columns} columns like the first line, got {len(fields)}")
+        qid, docid, rel = (fields[0], fields[1], fields[2]) if columns == 3 else (fields[0], fields[2], fields[3])
+        if not qid or not docid:
+            raise BgekitError(f"{where}: empty query or document id")
+        qrels.setdefault(qid, {})[docid] = _grade(rel, where)
+    if not qrels:
+        raise BgekitError(f"{path}: no judgements found")
+    return qrels
+
+
+def read_run(path: str | os.PathLike) -> Run:
+    """Read a TREC run; a document listed twice for one query is an error (as in trec_eval)."""
+    run: Run = {}
+    for lineno, line in _lines(path):
+        where = f"{path}:{lineno}"
+        fields = line.split()
+        if len(fields) != 6:
+            raise BgekitError(f"{where}: expected 'qid Q0 docid rank score tag' (6 columns), got {len(fields)}")
+        qid, _, docid, _, score_text, _ = fields
+        try:
+            score = float(score_text)
+        except ValueError:
+            raise BgekitError(f"{where}: score '{score_text}' is not a number") from None
+        if not math.isfinite(score):
+            raise BgekitError(f"{where}: score '{score_text}' is not finite")
+        docs = run.setdefault(qid, {})
+        if docid in docs:
+            raise BgekitError(f"{where}: document '{docid}' is listed twice for query '{qid}'")
+        docs[docid] = score
+    return run
+
+
+def format_run_lines(
+    qids: Sequence[str], doc_ids: Sequence[str], indices: np.ndarray, scores: np.ndarray, tag: str
+) -> Iterable[str]:
+    """TREC run lines for ranked ``indices`` (into ``doc_ids``) per query; ``-1`` ends a row.
+
+    Scores are written with 9 significant digits so float32 values round-trip
+    and trec_eval sees the same order we evaluated.
+    """
+    for qid, row_idx, row_scores in zip(qids, indices, scores):
+        rank = 0
+        for idx, score in zip(row_idx.tolist(), row_scores.tolist()):
+            if idx < 0:
+                break
+            rank += 1
+            yield f"{qid} Q0 {doc_ids[idx]} {rank} {score:.9g} {tag}\n"
+
+
+def run_lines(run: Mapping[str, Mapping[str, float]], tag: str = "bgekit") -> Iterable[str]:
+    """TREC run lines for a dict run, ranked as trec_eval ranks (score, then docid, descending)."""
+    for qid in sorted(run):
+        ranked = sorted(run[qid].items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
+        for rank, (docid, score) in enumerate(ranked, start=1):
+            yield f"{qid} Q0 {docid} {rank} {score:.9g} {tag}\n"

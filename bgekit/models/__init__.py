@@ -1,0 +1,5 @@
+"""Model assembly: a Hugging Face encoder plus head plugins."""
+
+from bgekit.models.embedder import Embedder
+
+__all__ = ["Embedder"]

@@ -1,0 +1,750 @@
+"""Recipes: YAML files, ``extends``, command-line overrides, validation, provenance.
+
+A recipe is resolved in layers, lowest first::
+
+    schema defaults < device backend defaults < extended recipe(s) < recipe file < command line
+
+Mappings merge key by key; anything else (scalars, lists) is replaced whole.
+Every value remembers the layer (and file and line) it came from, so a user
+can see why a run used a learning rate, and every error points at the line
+to fix.
+
+Validation has two stages, and all problems of both are reported together:
+
+1. the outer schema (:mod:`bgekit.recipe_schema`): sections, types, unknown
+   keys; each component slot only needs a ``name``;
+2. each selected component's own parameter schema from the registry, plus
+   the strings that name a component (``device.name``, ``data.format``,
+   ``evaluate.metrics``).
+
+Values filled in from schema defaults are not checked against the registry:
+they are bgekit's choice, not the user's, and a run that needs a missing
+default component fails with the registry's message when it looks it up.
+
+Paths inside a recipe (``data.train``, ``evaluate.corpus``, ``output_dir``)
+are relative to the working directory; ``extends`` is relative to the file
+that contains it. A value written ``${env:NAME}`` is read from the
+environment and shown as ``***`` wherever the recipe is printed or saved.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import jsonschema
+import yaml
+
+import bgekit
+from bgekit.data.atomic import atomic_write
+from bgekit.errors import BgekitError
+from bgekit.recipe_schema import outer_schema
+from bgekit.registry import Registry, did_you_mean
+from bgekit.schema import component_params_schema, outer_validation_schema
+
+RESOLVED_RECIPE_NAME = "resolved_recipe.yaml"
+SECRET_MASK = "***"
+_ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+_OVERRIDE_KEY = re.compile(r"^[A-Za-z_][\w-]*(\.([A-Za-z_][\w-]*|\d+))*$")
+
+KeyPath = tuple  # a location inside the recipe: ("train", "learning_rate") or ("model", "heads", 0)
+
+
+class RecipeError(BgekitError):
+    """A recipe that cannot be used; ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: Sequence[str], what: str = "recipe") -> None:
+        self.problems = list(problems)
+        count = len(self.problems)
+        header = f"{what}: {count} problem{'s' if count != 1 else ''}"
+        super().__init__(header + "\n" + "\n".join(f"  {p}" for p in self.problems))
+
+
+# ---------------------------------------------------------------------------
+# Where a value came from
+# ---------------------------------------------------------------------------
+
+COMMAND_LINE = "command line"
+RECIPE_FILE = "recipe file"
+EXTENDED_RECIPE = "extended recipe"
+DEVICE_DEFAULTS = "device backend defaults"
+SCHEMA_DEFAULT = "schema default"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """The layer a value came from, with file and line when it has them."""
+
+    source: str
+    file: str | None = None
+    line: int | None = None
+    detail: str = ""
+
+    def __str__(self) -> str:
+        if self.file:
+            return f"{self.source} {self.location}"
+        return f"{self.source} ({self.detail})" if self.detail else self.source
+
+    @property
+    def location(self) -> str | None:
+        """``FILE:LINE`` or ``command line``: where a user goes to change it."""
+        if self.file:
+            return f"{self.file}:{self.line}" if self.line else self.file
+        return COMMAND_LINE if self.source == COMMAND_LINE else None
+
+
+def dotted(path: KeyPath) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def json_path(path: KeyPath) -> str:
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+
+
+def _display(path: Path) -> str:
+    """A path as the user would type it: relative to the working directory when inside it."""
+    rel = os.path.relpath(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+# ---------------------------------------------------------------------------
+# Reading YAML with line numbers
+# ---------------------------------------------------------------------------
+
+
+class _RecipeLoader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-5`` as a number (YAML 1.1 wants ``1.0e-5``)."""
+
+
+_RecipeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?([0-9][0-9_]*\.?[0-9_]*|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+class _OneLineDumper(yaml.SafeDumper):
+    """Keeps every value on one line (multi-line strings double-quoted), so a
+    ``# from:`` comment can follow it."""
+
+
+_OneLineDumper.add_representer(
+    str,
+    lambda dumper, text: dumper.represent_scalar("tag:yaml.org,2002:str", text, style='"' if "\n" in text else None),
+)
+
+
+def parse_yaml_value(text: str) -> Any:
+    """A value as a recipe file would read it (``3e-5`` -> float, ``[a, b]`` -> list)."""
+    return yaml.load(text, Loader=_RecipeLoader)
+
+
+@dataclass
+class _FileLayer:
+    """One recipe file: its values and the line of every key and list item."""
+
+    file: Path
+    data: dict[str, Any]
+    lines: dict[KeyPath, int]
+    source: str = RECIPE_FILE
+
+    def origin(self, path: KeyPath) -> Origin:
+        for end in range(len(path), -1, -1):
+            if path[:end] in self.lines:
+                return Origin(self.source, _display(self.file), self.lines[path[:end]])
+        return Origin(self.source, _display(self.file), 1)
+
+
+def _read_file(path: Path, problems: list[str]) -> _FileLayer | None:
+    shown = _display(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        problems.append(f"{shown}  $  no such recipe file")
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"{shown}  $  cannot read the file: {exc}")
+        return None
+    loader = _RecipeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else {}
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark else ""
+        problems.append(f"{shown}{line}  $  not valid YAML: {exc.problem or exc.context}")
+        return None
+    finally:
+        loader.dispose()
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        problems.append(f"{shown}:1  $  a recipe is a mapping of sections (task:, model:, ...), "
+                        f"not a {type(data).__name__}")
+        return None
+    lines: dict[KeyPath, int] = {(): 1}
+    if node is not None:
+        _node_lines(node, (), lines, shown, problems)
+    return _FileLayer(path, data, lines)
+
+
+def _node_lines(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], shown: str, problems: list[str]) -> None:
+    """Record the line of each key (mappings) and item (sequences); flag duplicate keys."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in seen:
+                problems.append(f"{shown}:{key_node.start_mark.line + 1}  {json_path(path + (key,))}  "
+                                f"duplicate key '{key}' (a later value would silently win)")
+            seen.add(key)
+            lines[path + (key,)] = key_node.start_mark.line + 1
+            _node_lines(value_node, path + (key,), lines, shown, problems)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines[path + (index,)] = item.start_mark.line + 1
+            _node_lines(item, path + (index,), lines, shown, problems)
+
+
+def _read_chain(path: Path, problems: list[str], chain: tuple[Path, ...] = ()) -> list[_FileLayer]:
+    """The recipe and the recipes it extends, base-most first."""
+    real = path.resolve()
+    layer = _read_file(path, problems)
+    if layer is None:
+        return []
+    base = layer.data.pop("extends", None)
+    layers: list[_FileLayer] = []
+    if base is not None:
+        where = layer.origin(("extends",)).location
+        if not isinstance(base, str) or not base:
+            problems.append(f"{where}  $.extends  expected a path to a base recipe, got {base!r}")
+        else:
+            base_path = Path(os.path.normpath(path.parent / base))
+            if base_path.resolve() in (*chain, real):
+                cycle = " -> ".join(_display(p) for p in (*chain, real, base_path.resolve()))
+                problems.append(f"{where}  $.extends  extends cycle: {cycle}")
+            elif not base_path.is_file():
+                problems.append(f"{where}  $.extends  base recipe '{base}' not found "
+                                f"(looked for {_display(base_path)}; paths are relative to this file)")
+            else:
+                layers = _read_chain(base_path, problems, (*chain, real))
+                for base_layer in layers:
+                    base_layer.source = EXTENDED_RECIPE
+    layers.append(layer)
+    return layers
+
+
+# ---------------------------------------------------------------------------
+# Command-line overrides
+# ---------------------------------------------------------------------------
+
+_REMOVE = object()
+
+
+@dataclass(frozen=True)
+class Override:
+    """``a.b=value`` (set) or ``~a.b`` (remove) from the command line."""
+
+    path: KeyPath
+    value: Any = _REMOVE
+    text: str = ""
+
+    @property
+    def removes(self) -> bool:
+        return self.value is _REMOVE
+
+
+def parse_override(text: str) -> Override:
+    """Parse one override; the value is read as YAML (``3e-5`` is a number)."""
+    removing = text.startswith("~")
+    key, sep, raw = (text[1:], "", "") if removing else text.partition("=")
+    if not removing and not sep:
+        raise RecipeError([f"command line  {text}  expected KEY=VALUE (train.learning_rate=2e-5) "
+                           "or ~KEY to remove a key"], what="override")
+    if not _OVERRIDE_KEY.match(key):
+        raise RecipeError([f"command line  {text}  '{key}' is not a dotted key such as train.batch_size"],
+                          what="override")
+    path = tuple(int(p) if p.isdigit() else p for p in key.split("."))
+    if removing:
+        return Override(path, text=text)
+    try:
+        value = parse_yaml_value(raw)
+    except yaml.YAMLError as exc:
+        raise RecipeError([f"command line  {json_path(path)}  value {raw!r} is not valid YAML: {exc}"],
+                          what="override") from None
+    return Override(path, value, text)
+
+
+# ---------------------------------------------------------------------------
+# The merged tree with an origin for every node
+# ---------------------------------------------------------------------------
+
+
+class _Tree:
+    """Recipe values plus the origin of every node in them."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.origins: dict[KeyPath, Origin] = {(): Origin(SCHEMA_DEFAULT)}
+
+    def get(self, path: KeyPath) -> Any:
+        node: Any = self.values
+        for key in path:
+            node = node[key]
+        return node
+
+    def has(self, path: KeyPath) -> bool:
+        try:
+            self.get(path)
+            return True
+        except (KeyError, IndexError, TypeError):
+            return False
+
+    def merge(self, path: KeyPath, value: Any, origin: Callable[[KeyPath], Origin]) -> None:
+        """Merge mappings key by key; replace anything else."""
+        if isinstance(value, dict) and self.has(path) and isinstance(self.get(path), dict):
+            self.origins[path] = origin(path)
+            for key, sub in value.items():
+                self.merge(path + (key,), sub, origin)
+        else:
+            self.put(path, copy.deepcopy(value), origin)
+
+    def put(self, path: KeyPath, value: Any, origin: Callable[[KeyPath], Origin]) -> None:
+        """Set ``path`` (creating mappings on the way) and record origins under it."""
+        parent = self.values
+        for depth, key in enumerate(path[:-1]):
+            if isinstance(parent, dict):
+                if not isinstance(parent.get(key), (dict, list)):
+                    parent[key] = {}
+                    self.origins[path[: depth + 1]] = origin(path[: depth + 1])
+                parent = parent[key]
+            else:
+                parent = parent[key]
+        if path:
+            parent[path[-1]] = value
+        self._forget(path)
+        for sub_path in _node_paths(value, path):
+            self.origins[sub_path] = origin(sub_path)
+
+    def remove(self, path: KeyPath) -> None:
+        parent = self.get(path[:-1])
+        del parent[path[-1]]
+        self._forget(path)
+
+    def _forget(self, path: KeyPath) -> None:
+        for known in [p for p in self.origins if p[: len(path)] == path]:
+            del self.origins[known]
+
+    def origin(self, path: KeyPath) -> Origin:
+        for end in range(len(path), -1, -1):
+            if path[:end] in self.origins:
+                return self.origins[path[:end]]
+        return self.origins[()]
+
+    def location(self, path: KeyPath, fallback: str) -> str:
+        """The nearest place a user wrote something at or above ``path``."""
+        for end in range(len(path), -1, -1):
+            found = self.origins.get(path[:end])
+            if found is not None and found.location:
+                return found.location
+        return fallback
+
+
+def _node_paths(value: Any, path: KeyPath) -> Iterator[KeyPath]:
+    yield path
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            yield from _node_paths(sub, path + (key,))
+    elif isinstance(value, list):
+        for index, sub in enumerate(value):
+            yield from _node_paths(sub, path + (index,))
+
+
+def leaf_paths(value: Any, path: KeyPath = ()) -> Iterator[KeyPath]:
+    """Scalars, lists of scalars and empty mappings: what provenance is kept for."""
+    if isinstance(value, dict) and value:
+        for key, sub in value.items():
+            yield from leaf_paths(sub, path + (key,))
+    elif isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        for index, sub in enumerate(value):
+            yield from leaf_paths(sub, path + (index,))
+    else:
+        yield path
+
+
+# ---------------------------------------------------------------------------
+# Walking the schema beside the values
+# ---------------------------------------------------------------------------
+
+
+def _shape_fits(schema: dict[str, Any], value: Any) -> bool:
+    """Whether ``value`` has the JSON type a ``oneOf`` alternative expects."""
+    if "$component" in schema:
+        return isinstance(value, dict)
+    kind = schema.get("type")
+    kinds = kind if isinstance(kind, list) else [kind]
+    python = {"object": dict, "array": list, "string": str, "null": type(None),
+              "boolean": bool, "number": (int, float), "integer": int}
+    return any(k in python and isinstance(value, python[k]) for k in kinds)
+
+
+def _markers(schema: Any, value: Any, path: KeyPath = ()) -> Iterator[tuple[str, str, KeyPath, Any]]:
+    """Each ``("component" | "name_of", kind, path, value)`` the values fill."""
+    if not isinstance(schema, dict):
+        return
+    if "$component" in schema:
+        yield "component", schema["$component"], path, value
+        return
+    if "$name_of" in schema:
+        yield "name_of", schema["$name_of"], path, value
+        return
+    if isinstance(value, dict):
+        for key, sub in schema.get("properties", {}).items():
+            if key in value:
+                yield from _markers(sub, value[key], path + (key,))
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for index, item in enumerate(value):
+            yield from _markers(schema["items"], item, path + (index,))
+    for alternative in schema.get("oneOf", []) + schema.get("anyOf", []):
+        if _shape_fits(alternative, value):
+            yield from _markers(alternative, value, path)
+            break
+
+
+def _fill_defaults(schema: dict[str, Any], value: Any, path: KeyPath, tree: _Tree, origin: Origin) -> None:
+    """Add each missing key that has a default; create absent sections that need nothing."""
+    if "$component" in schema:
+        return  # filled from the component's own schema in stage two
+    if isinstance(value, dict):
+        for key, sub in schema.get("properties", {}).items():
+            if key == "extends":
+                continue
+            if key not in value:
+                if "default" in sub:
+                    tree.put(path + (key,), copy.deepcopy(sub["default"]), lambda _p: origin)
+                elif sub.get("type") == "object" and "properties" in sub and not sub.get("required"):
+                    tree.put(path + (key,), {}, lambda _p: origin)
+            if key in value:
+                _fill_defaults(sub, value[key], path + (key,), tree, origin)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for index, item in enumerate(value):
+            _fill_defaults(schema["items"], item, path + (index,), tree, origin)
+    for alternative in schema.get("oneOf", []):
+        if _shape_fits(alternative, value):
+            _fill_defaults(alternative, value, path, tree, origin)
+            break
+
+
+def _ordered(schema: dict[str, Any], value: Any) -> Any:
+    """``value`` with keys in the schema's order (task, model, data, ...), for reading."""
+    for alternative in schema.get("oneOf", []):
+        if _shape_fits(alternative, value):
+            return _ordered(alternative, value)
+    if "$component" in schema and isinstance(value, dict):
+        return {"name": value["name"], **value} if "name" in value else value
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        keys = [k for k in props if k in value] + [k for k in value if k not in props]
+        return {k: _ordered(props.get(k, {}), value[k]) for k in keys}
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_ordered(schema["items"], v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------
+# Turning jsonschema errors into one line each
+# ---------------------------------------------------------------------------
+
+_JSON_TYPES = {dict: "mapping", list: "list", str: "string", bool: "boolean", int: "integer",
+               float: "number", type(None): "null"}
+
+
+def _type_name(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _explain(error: jsonschema.ValidationError, prefix: KeyPath) -> Iterator[tuple[KeyPath, str]]:
+    path = prefix + tuple(error.absolute_path)
+    kind = error.validator
+    if kind == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        for key in error.instance:
+            if key not in allowed:
+                hint = did_you_mean(str(key), allowed) or f"; allowed here: {', '.join(allowed)}"
+                yield path + (key,), f"unknown key '{key}'{hint}"
+    elif kind == "required":
+        missing = [k for k in error.validator_value if k not in error.instance]
+        for key in missing:
+            yield path, f"missing required key '{key}'"
+    elif kind == "enum":
+        options = [str(o) for o in error.validator_value]
+        hint = did_you_mean(str(error.instance), options)
+        yield path, f"{error.instance!r} is not one of: {', '.join(options)}{hint}"
+    elif kind == "const":
+        yield path, f"expected {error.validator_value!r}, got {error.instance!r}"
+    elif kind == "type":
+        expected = error.validator_value
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        yield path, f"expected {expected}, got {_type_name(error.instance)} ({error.instance!r})"
+    elif kind in ("oneOf", "anyOf"):
+        alternatives = error.validator_value
+        fitting = [i for i, alt in enumerate(alternatives) if _shape_fits(alt, error.instance)]
+        inner = [e for e in error.context or [] if fitting and e.schema_path and e.schema_path[0] == fitting[0]]
+        if inner:
+            for sub in inner:
+                yield from _explain(sub, prefix)
+        else:
+            wanted = error.schema.get("description") or "one of the allowed shapes"
+            yield path, f"expected {wanted}, got {_type_name(error.instance)} ({error.instance!r})"
+    else:
+        yield path, error.message
+
+
+def _schema_problems(schema: dict[str, Any], instance: Any, prefix: KeyPath = ()) -> list[tuple[KeyPath, str]]:
+    validator = jsonschema.Draft7Validator(schema)
+    found: list[tuple[KeyPath, str]] = []
+    for error in validator.iter_errors(instance):
+        for item in _explain(error, prefix):
+            if item not in found:
+                found.append(item)
+    return found
+
+
+# ---------------------------------------------------------------------------
+# The resolved recipe
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Recipe:
+    """A validated recipe: plain values, where each came from, and how to save it."""
+
+    path: Path
+    values: dict[str, Any]
+    provenance: dict[str, str]
+    secrets: frozenset[str] = frozenset()
+    plugins: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A value by dotted key (``train.learning_rate``), or ``default``."""
+        node: Any = self.values
+        for part in key.split("."):
+            if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            elif isinstance(node, dict) and part in node:
+                node = node[part]
+            else:
+                return default
+        return node
+
+    def masked_values(self) -> dict[str, Any]:
+        """The values with every secret replaced by ``***``, safe to print or save."""
+        masked = copy.deepcopy(self.values)
+        for key in self.secrets:
+            *parents, last = [int(p) if p.isdigit() else p for p in key.split(".")]
+            node: Any = masked
+            for part in parents:
+                node = node[part]
+            node[last] = SECRET_MASK
+        return masked
+
+    def to_yaml(self, header: bool = True) -> str:
+        """The resolved recipe as YAML, each value followed by ``# from: <source>``."""
+        text = yaml.dump(self.masked_values(), Dumper=_OneLineDumper, sort_keys=False,
+                         default_flow_style=False, allow_unicode=True, width=10**9)
+        lines = text.splitlines()
+        key_lines: dict[KeyPath, int] = {}
+        _node_lines(yaml.compose(text, Loader=_RecipeLoader), (), key_lines, "", [])
+        for leaf in leaf_paths(self.values):
+            line = key_lines.get(leaf)
+            if line is not None and dotted(leaf) in self.provenance:
+                lines[line - 1] += f"  # from: {self.provenance[dotted(leaf)]}"
+        body = "\n".join(lines) + "\n"
+        return (self._header() if header else "") + body
+
+    def _header(self) -> str:
+        out = [
+            f"# Resolved from {_display(self.path)} by bgekit {bgekit.__version__}.",
+            "# Precedence: command line > recipe file > extended recipe > device backend defaults > schema default.",
+            "# Plugins:",
+        ]
+        for name, info in sorted(self.plugins.items()):
+            error = f": {info['error']}" if info.get("error") else ""
+            out.append(f"#   {name} {info.get('version') or '?'} ({info.get('source')}, {info.get('status')}{error})")
+        return "\n".join(out) + "\n"
+
+    def save(self, output_dir: str | Path | None = None) -> Path:
+        """Write ``resolved_recipe.yaml`` into ``output_dir`` (default: the recipe's) atomically."""
+        target = Path(output_dir if output_dir is not None else self.values["output_dir"]) / RESOLVED_RECIPE_NAME
+        with atomic_write(target) as fh:
+            fh.write(self.to_yaml())
+        return target
+
+
+# ---------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------
+
+
+def load_recipe(
+    path: str | Path,
+    overrides: Iterable[str | Override] = (),
+    *,
+    registry: Registry | None = None,
+    backend: Any = None,
+) -> Recipe:
+    """Read, merge, validate and resolve a recipe; raise :class:`RecipeError` listing every problem.
+
+    ``backend`` (a :class:`bgekit.devices.DeviceBackend`) adds its
+    ``recipe_defaults()`` as the layer below the recipe files.
+    """
+    from bgekit.plugins import get_plugin_manager
+
+    manager = get_plugin_manager()
+    registry = registry if registry is not None else manager.registry
+    recipe_path = Path(path)
+    shown = _display(recipe_path)
+
+    # Read everything first: files that do not parse leave nothing to validate.
+    problems: list[str] = []
+    layers = _read_chain(recipe_path, problems)
+    parsed: list[Override] = []
+    for item in overrides:
+        try:
+            parsed.append(item if isinstance(item, Override) else parse_override(item))
+        except RecipeError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise RecipeError(problems, what=shown)
+
+    tree = _Tree()
+    if backend is not None:
+        device = Origin(DEVICE_DEFAULTS, detail=getattr(backend, "name", ""))
+        tree.merge((), backend.recipe_defaults(), lambda _p: device)
+    for layer in layers:
+        tree.merge((), layer.data, layer.origin)
+    located: list[tuple[str, KeyPath, str]] = []  # (location, path, message)
+    command_line = Origin(COMMAND_LINE)
+    for override in parsed:
+        _apply_override(tree, override, command_line, located)
+
+    secrets = _resolve_env(tree, located, shown)
+    schema = outer_schema()
+    _fill_defaults(schema, tree.values, (), tree, Origin(SCHEMA_DEFAULT))
+    for where, message in _schema_problems(outer_validation_schema(), tree.values):
+        located.append((tree.location(where, shown), where, message))
+    _check_components(schema, tree, registry, located, shown)
+
+    if located:
+        raise RecipeError(_sorted_problems(located, shown), what=shown)
+    values = _ordered(schema, tree.values)
+    provenance = {dotted(p): str(tree.origin(p)) for p in leaf_paths(values) if p}
+    plugins = {i.name: {"version": i.version, "source": i.source, "status": i.status, "error": i.error or ""}
+               for i in manager.plugin_infos()}
+    return Recipe(recipe_path, values, provenance, frozenset(secrets), plugins)
+
+
+def _apply_override(tree: _Tree, override: Override, origin: Origin,
+                    located: list[tuple[str, KeyPath, str]]) -> None:
+    path = override.path
+    blocked = _override_blocked(tree.values, path)
+    if blocked:
+        located.append((COMMAND_LINE, path, f"'{override.text}': {blocked}"))
+    elif override.removes:
+        if tree.has(path):
+            tree.remove(path)
+            return
+        siblings = tree.get(path[:-1]) if tree.has(path[:-1]) else {}
+        hint = did_you_mean(str(path[-1]), [str(k) for k in siblings]) if isinstance(siblings, dict) else ""
+        located.append((COMMAND_LINE, path, f"'{override.text}': nothing to remove{hint}"))
+    else:
+        tree.merge(path, override.value, lambda _p: origin)
+
+
+def _override_blocked(values: dict[str, Any], path: KeyPath) -> str | None:
+    """Why ``path`` cannot be set in ``values`` (a bad list index, a scalar in the way), or None."""
+    node: Any = values
+    for depth, key in enumerate(path):
+        here = json_path(path[:depth])
+        if isinstance(node, list):
+            if not isinstance(key, int) or key >= len(node):
+                return f"{here} is a list of {len(node)}; use an index below {len(node)}"
+            node = node[key]
+        elif isinstance(node, dict):
+            if isinstance(key, int):
+                return f"{here} is a mapping, not a list"
+            if key not in node:
+                later_index = any(isinstance(k, int) for k in path[depth + 1:])
+                return f"there is no list at {json_path(path[:depth + 1])}" if later_index else None
+            node = node[key]
+        else:
+            return f"{here} is a {_type_name(node)}, not a mapping"
+    return None
+
+
+def _resolve_env(tree: _Tree, located: list[tuple[str, KeyPath, str]], shown: str) -> set[str]:
+    """Replace ``${env:NAME}`` in string values; return the dotted keys that held secrets."""
+    secrets: set[str] = set()
+    for path in list(_node_paths(tree.values, ())):
+        value = tree.get(path)
+        if not isinstance(value, str) or not _ENV_REF.search(value):
+            continue
+        missing = [name for name in _ENV_REF.findall(value) if name not in os.environ]
+        if missing:
+            located.append((tree.location(path, shown), path,
+                            f"environment variable {', '.join(missing)} is not set (the recipe reads "
+                            f"{value}); export it before running"))
+            continue
+        parent = tree.get(path[:-1])
+        parent[path[-1]] = _ENV_REF.sub(lambda m: os.environ[m.group(1)], value)
+        secrets.add(dotted(path))
+    return secrets
+
+
+def _check_components(schema: dict[str, Any], tree: _Tree, registry: Registry,
+                      located: list[tuple[str, KeyPath, str]], shown: str) -> None:
+    """Stage two: each selected component's parameters, and names of components."""
+    for what, kind, path, value in list(_markers(schema, tree.values)):
+        from_default = tree.origin(path).source == SCHEMA_DEFAULT
+        if what == "name_of":
+            if isinstance(value, str) and value != "auto" and not from_default:
+                try:
+                    registry.metric(value) if kind == "metric" else registry.get(kind, value)
+                except BgekitError as exc:
+                    located.append((tree.location(path, shown), path, str(exc)))
+            continue
+        if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+            continue  # stage one reported the shape
+        name_path = path + ("name",)
+        if value["name"] not in registry.names(kind):
+            if not tree.origin(name_path).source == SCHEMA_DEFAULT:
+                located.append((tree.location(name_path, shown), name_path, registry.unknown_message(kind, value["name"])))
+            continue
+        spec = registry.get(kind, value["name"])
+        params = component_params_schema(spec)
+        default = Origin(SCHEMA_DEFAULT, detail=f"{kind} '{spec.name}'")
+        _fill_defaults(params, value, path, tree, default)
+        for where, message in _schema_problems(params, value, path):
+            located.append((tree.location(where, shown), where, message))
+
+
+def _sorted_problems(located: list[tuple[str, KeyPath, str]], shown: str) -> list[str]:
+    """One line per problem, in file order, command-line problems last."""
+
+    def key(item: tuple[str, KeyPath, str]) -> tuple[int, str, int, str]:
+        location = item[0]
+        file, _, line = location.rpartition(":")
+        if not line.isdigit():
+            file, line = location, "0"
+        return (location == COMMAND_LINE, file, int(line), json_path(item[1]))
+
+    out: list[str] = []
+    for location, path, message in sorted(located, key=key):
+        text = f"{location}  {json_path(path)}  {message}"
+        if text not in out:
+            out.append(text)
+    return out

@@ -1,0 +1,137 @@
+"""The recipe JSON Schema, built from the outer schema and the live registry.
+
+:mod:`bgekit.recipe_schema` describes the sections of a recipe and marks the
+places where a plugin's component goes (``{"$component": KIND}``) or where a
+string names one (``"$name_of": KIND``). This module turns the markers into
+real schema:
+
+- :func:`recipe_schema` — the complete draft-07 schema that ``bgekit schema``
+  prints and editors use: each component slot lists the registered names and,
+  per name, that component's parameters (closed with
+  ``additionalProperties: false``).
+- :func:`outer_validation_schema` — stage one of recipe validation: the
+  sections, with each component slot only required to be ``{name: ...}``.
+- :func:`component_params_schema` — stage two: one selected component's
+  closed parameter schema.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from typing import Any, Callable, Iterable
+
+from bgekit.recipe_schema import outer_schema
+from bgekit.registry import ComponentSpec, MetricSpec, Registry
+
+#: Every loss also takes ``weight``: a recipe may train a weighted sum of losses.
+LOSS_WEIGHT = {"type": "number", "default": 1.0, "description": "weight of this loss in the summed objective"}
+
+REGENERATE_COMMAND = "bgekit schema --builtin-only > schemas/recipe.schema.json"
+
+
+def component_params_schema(spec: ComponentSpec) -> dict[str, Any]:
+    """The closed schema of one component entry: ``name`` plus its parameters."""
+    fragment = spec.params_schema or {}
+    properties: dict[str, Any] = {"name": {"const": spec.name}}
+    properties.update(copy.deepcopy(dict(fragment.get("properties", {}))))
+    if spec.kind == "loss":
+        properties.setdefault("weight", dict(LOSS_WEIGHT))
+    out: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
+    if fragment.get("required"):
+        out["required"] = sorted(fragment["required"])
+    if spec.summary:
+        out["description"] = spec.summary
+    return out
+
+
+def outer_validation_schema() -> dict[str, Any]:
+    """Stage one: component slots only need a ``name`` string; parameters come later."""
+
+    def open_slot(kind: str) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "required": ["name"],
+            "properties": {"name": {"type": "string", "description": f"a registered {kind} name"}},
+        }
+
+    return replace_markers(outer_schema(), open_slot, lambda kind, node: _without_marker(node))
+
+
+def recipe_schema(registry: Registry, include: Callable[[ComponentSpec], bool] | None = None) -> dict[str, Any]:
+    """The complete recipe schema for the components in ``registry``.
+
+    ``include`` filters components, e.g. to built-in plugins only, so the
+    committed schema does not depend on what else is installed.
+    """
+    keep = include or (lambda spec: True)
+
+    def specs(kind: str) -> list[ComponentSpec]:
+        return [s for s in registry.all(kind) if keep(s)]
+
+    def slot(kind: str) -> dict[str, Any]:
+        chosen = specs(kind)
+        names = [s.name for s in chosen]
+        out: dict[str, Any] = {
+            "type": "object",
+            "required": ["name"],
+            "properties": {"name": {"enum": names, "description": f"which {kind}: {', '.join(names) or 'none installed'}"}},
+        }
+        if chosen:  # draft-07 wants allOf non-empty
+            out["allOf"] = [
+                {"if": {"properties": {"name": {"const": s.name}}, "required": ["name"]},
+                 "then": component_params_schema(s)}
+                for s in chosen
+            ]
+        return out
+
+    def name_of(kind: str, node: dict[str, Any]) -> dict[str, Any]:
+        out = _without_marker(node)
+        chosen = specs(kind)
+        if kind == "metric":
+            # Users write metrics with a cut-off (ndcg@10), so a pattern, not an enum.
+            alternatives = "|".join(re.escape(s.name) for s in chosen) or "(?!)"
+            out["pattern"] = f"^({alternatives})(@[0-9]+)?$"
+            ks = {s.name: s for s in chosen if isinstance(s, MetricSpec)}
+            out["description"] = "metric as name@k: " + ", ".join(
+                f"{n}@k" if ks[n].takes_k else n for n in sorted(ks)) if ks else "no metric installed"
+        else:
+            names = [s.name for s in chosen]
+            out.pop("type", None)
+            out["enum"] = ["auto", *names] if out.get("default") == "auto" else names
+        return out
+
+    return replace_markers(outer_schema(), slot, name_of)
+
+
+def replace_markers(
+    schema: Any,
+    component: Callable[[str], dict[str, Any]],
+    name_of: Callable[[str, dict[str, Any]], dict[str, Any]],
+) -> Any:
+    """A copy of ``schema`` with every ``$component`` / ``$name_of`` marker rebuilt."""
+    if isinstance(schema, dict):
+        if "$component" in schema:
+            return component(schema["$component"])
+        if "$name_of" in schema:
+            return name_of(schema["$name_of"], schema)
+        return {k: replace_markers(v, component, name_of) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [replace_markers(v, component, name_of) for v in schema]
+    return schema
+
+
+def _without_marker(node: dict[str, Any]) -> dict[str, Any]:
+    return {k: copy.deepcopy(v) for k, v in node.items() if k != "$name_of"}
+
+
+def dumps(schema: dict[str, Any]) -> str:
+    """Deterministic JSON text (sorted keys, trailing newline) for committing."""
+    return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def builtin_filter(registry: Registry, builtin_plugins: Iterable[str]) -> Callable[[ComponentSpec], bool]:
+    """``include`` for :func:`recipe_schema` that keeps built-in plugins' components."""
+    builtin = set(builtin_plugins)
+    return lambda spec: registry.provider(spec.kind, spec.name) in builtin

@@ -1,0 +1,1 @@
+"""Training: data sampling and batching, the loop, checkpoints, and the task runners."""

@@ -1,0 +1,52 @@
+"""A run's lifecycle: the recipe's callbacks registered for the run, start and end hooks fired.
+
+``metrics.jsonl`` is always written: the ``jsonl-logger`` callback is added
+when the recipe does not list it (listing it lets a recipe set its options).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator, Sequence
+
+from bgekit.errors import BgekitError
+from bgekit.registry import Registry
+
+ALWAYS_ON = "jsonl-logger"
+
+
+def build_callbacks(entries: Sequence[dict[str, Any]], registry: Registry) -> list[tuple[str, Any]]:
+    """``[(name, callback object)]`` for the recipe's ``callbacks`` list, plus the JSONL log."""
+    entries = list(entries or [])
+    if all(e.get("name") != ALWAYS_ON for e in entries) and ALWAYS_ON in registry.names("callback"):
+        entries.append({"name": ALWAYS_ON})
+    built = []
+    for i, entry in enumerate(entries):
+        params = {k: v for k, v in entry.items() if k != "name"}
+        spec = registry.get("callback", entry["name"])
+        try:
+            built.append((entry["name"], spec.create(**params)))
+        except TypeError as exc:
+            raise BgekitError(f"callbacks[{i}] '{entry['name']}': {exc}") from exc
+    return built
+
+
+@contextlib.contextmanager
+def run_lifecycle(plugin_manager: Any, run: Any, callbacks: Sequence[tuple[str, Any]]) -> Iterator[None]:
+    """Register ``callbacks`` for the block; fire ``bgekit_on_run_start`` and ``bgekit_on_run_end``."""
+    registered: list[str] = []
+    try:
+        for name, callback in callbacks:
+            plugin_name = plugin_manager.register(callback, name=f"callback:{name}:{id(callback)}")
+            if plugin_name is not None:
+                registered.append(plugin_name)
+        plugin_manager.hook.bgekit_on_run_start(run=run)
+        status = "error"
+        try:
+            yield
+            status = "ok"
+        finally:
+            plugin_manager.hook.bgekit_on_run_end(run=run, status=status)
+    finally:
+        for plugin_name in registered:
+            plugin_manager.unregister(name=plugin_name)

@@ -1,0 +1,424 @@
+"""The training loop: plain PyTorch, every step visible in one function.
+
+Per optimiser step: ``gradient_accumulation_steps`` micro-batches, each
+forward under autocast (the recipe's dtype, checked against the device
+backend), its loss divided by the accumulation count and back-propagated
+(through a GradScaler for fp16); then gradient clipping, one AdamW step,
+one scheduler step. Nothing else happens in between, except at logging,
+checkpoint and evaluation steps.
+
+Callbacks are pluggy plugins: the lifecycle hooks (``bgekit_on_run_start``,
+``_step_end``, ``_checkpoint``, ``_evaluate_end``, ``_run_end``) are called
+on every registered plugin. ``_step_end`` fires every ``logging_steps`` steps
+and at the last step, with metrics averaged over those steps, so the loop
+waits for the device only when it logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from bgekit.devices import DeviceBackend
+from bgekit.errors import BgekitError
+from bgekit.train import checkpoint as ckpt
+from bgekit.train.batching import LengthGroupedBatcher, SamplerState
+from bgekit.train.collate import Collator, TrainBatch
+from bgekit.train.distributed import ProcessContext
+from bgekit.train.sampling import GroupSampler
+
+TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+SCHEDULERS = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
+
+
+@dataclass
+class TrainConfig:
+    """The recipe's ``train`` section (plus the seed), with the values the loop uses."""
+
+    epochs: float = 1.0
+    max_steps: int = -1
+    batch_size: int = 8
+    learning_rate: float = 1e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    warmup_steps: int = 0
+    lr_scheduler: str = "linear"
+    gradient_accumulation_steps: int = 1
+    max_grad_norm: float = 1.0
+    dtype: str = "auto"
+    gradient_checkpointing: bool = False
+    negatives_cross_device: bool = False
+    logging_steps: int = 10
+    save_steps: int = 0
+    save_total_limit: int = 2
+    resume_from: str | None = None
+    seed: int = 42
+
+    @classmethod
+    def from_recipe(cls, values: dict[str, Any]) -> "TrainConfig":
+        known = set(cls.__dataclass_fields__)
+        train = {k: v for k, v in (values.get("train") or {}).items() if k in known}
+        return cls(**train, seed=int(values.get("seed", 42)))
+
+
+@dataclass
+class LossTerm:
+    """One loss of the recipe's ``loss`` list and its weight in the sum."""
+
+    name: str
+    fn: Callable[..., Any]
+    weight: float = 1.0
+
+
+@dataclass
+class RunInfo:
+    """What lifecycle hooks receive as ``run``."""
+
+    recipe: dict[str, Any]
+    output_dir: Path
+    is_main_process: bool = True
+    rank: int = 0
+    world_size: int = 1
+    task: str = "embedder"
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    epochs_done: float
+    final_loss: float | None
+    passages_per_s: float
+    tokens_per_s: float
+    seconds: float
+    last_checkpoint: Path | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_dtype(name: str, backend: DeviceBackend) -> str:
+    """The autocast dtype: the recipe's, or the backend's first choice for ``auto``."""
+    supported = tuple(backend.autocast_dtypes) or ("fp32",)
+    if name == "auto":
+        return supported[0]
+    if name != "fp32" and name not in supported:
+        raise BgekitError(f"train.dtype: {name} is not supported on device '{backend.name}' "
+                          f"(supported: {', '.join(supported)}); use train.dtype=auto")
+    return name
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: decay on weight matrices, none on biases and norm weights."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if param.ndim < 2 or "norm" in name.lower():
+            no_decay.append(param)
+        else:
+            decay.append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+class Trainer:
+    """Trains ``model`` on groups drawn by ``sampler`` in batches from ``batcher``."""
+
+    def __init__(self, *, model: torch.nn.Module, losses: Sequence[LossTerm], sampler: GroupSampler,
+                 batcher: LengthGroupedBatcher, collator: Collator, config: TrainConfig,
+                 backend: DeviceBackend, process: ProcessContext, run: RunInfo, plugin_manager: Any,
+                 restore_model: Callable[[Path], None] | None = None,
+                 evaluator: Callable[[torch.nn.Module, int], dict[str, float]] | None = None,
+                 evaluate_every: int = 0, show_progress: bool = True, log_lines: bool = False) -> None:
+        if not losses:
+            raise BgekitError("no loss to train: set 'loss' in the recipe")
+        self.model = model
+        self.losses = list(losses)
+        self.sampler = sampler
+        self.batcher = batcher
+        self.collator = collator
+        self.config = config
+        self.backend = backend
+        self.process = process
+        self.run = run
+        self.pm = plugin_manager
+        self.restore_model = restore_model
+        self.evaluator = evaluator
+        self.evaluate_every = evaluate_every
+        self.show_progress = show_progress and process.is_main
+        self.log_lines = log_lines
+        self.output_dir = Path(run.output_dir)
+        self.dtype = resolve_dtype(config.dtype, backend)
+
+        self.batches_per_epoch = batcher.batches_per_epoch()
+        accumulation = config.gradient_accumulation_steps
+        self.steps_per_epoch = max(1, self.batches_per_epoch // accumulation)
+        if config.max_steps and config.max_steps > 0:
+            self.total_steps = config.max_steps
+        else:
+            self.total_steps = max(1, math.ceil(config.epochs * self.steps_per_epoch))
+        self.warmup_steps = config.warmup_steps or int(round(config.warmup_ratio * self.total_steps))
+
+    # -- setup -------------------------------------------------------------
+    def _build_optimizer(self, model: torch.nn.Module):
+        from transformers import get_scheduler
+
+        fused = self.process.device.type == "cuda"
+        optimizer = torch.optim.AdamW(parameter_groups(model, self.config.weight_decay),
+                                      lr=self.config.learning_rate, fused=fused or None)
+        scheduler = get_scheduler(SCHEDULERS[self.config.lr_scheduler], optimizer,
+                                  num_warmup_steps=self.warmup_steps, num_training_steps=self.total_steps)
+        return optimizer, scheduler
+
+    def _wrap(self) -> torch.nn.Module:
+        model = self.model.to(self.process.device)
+        if self.config.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+        model.train()
+        if self.process.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.process.device.index] if self.process.device.type in ("cuda", "npu") else None
+            return DistributedDataParallel(model, device_ids=ids)
+        return model
+
+    def _autocast(self):
+        if self.dtype == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.process.device.type, dtype=TORCH_DTYPES[self.dtype])
+
+    # -- one micro-batch ---------------------------------------------------
+    def _micro_step(self, wrapped: torch.nn.Module, batch: TrainBatch, step: int, scale: float,
+                    scaler: Any) -> tuple[torch.Tensor, dict[str, float]]:
+        q = batch.num_queries
+        targets = torch.arange(q, device=self.process.device) * batch.group_size
+        if self.config.negatives_cross_device and self.process.distributed:
+            targets = targets + self.process.rank * batch.num_passages
+        with self._autocast():
+            scores = wrapped(batch.queries, batch.passages, cross_device=self.config.negatives_cross_device)
+            total = None
+            parts: dict[str, float] = {}
+            for term in self.losses:
+                out = term.fn(scores, targets, batch.group_size, teacher_scores=batch.teacher_scores, step=step)
+                weighted = term.weight * out.loss
+                total = weighted if total is None else total + weighted
+                prefix = "" if len(self.losses) == 1 else f"{term.name}/"
+                parts.update({f"{prefix}{k}": float(v) for k, v in (out.parts or {}).items()})
+        loss = total.float() * scale
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        return total.detach().float(), parts
+
+    # -- the loop ----------------------------------------------------------
+    def train(self) -> TrainResult:
+        cfg = self.config
+        ckpt.remove_stale_temps(self.output_dir) if self.process.is_main else None
+        wrapped = self._wrap()
+        optimizer, scheduler = self._build_optimizer(self.model)
+        scaler = torch.amp.GradScaler(self.process.device.type) if self.dtype == "fp16" else None
+        state = SamplerState()
+        step = 0
+        resume = ckpt.resolve_resume(cfg.resume_from, self.output_dir)
+        if resume is not None:
+            step = self._resume(resume, optimizer, scheduler, scaler, state)
+        if step >= self.total_steps:
+            raise BgekitError(f"{resume} is at step {step}, which is not before the last step "
+                              f"({self.total_steps}); nothing left to train")
+        stream = self.batcher.stream(state)
+
+        history: list[dict[str, Any]] = []
+        last_ckpt: Path | None = resume
+        window = _Window()
+        totals = _Window()
+        started = time.perf_counter()
+        progress = _Progress(self.total_steps, step, enabled=self.show_progress,
+                             log_lines=self.process.is_main and self.log_lines)
+        with progress:
+            while step < self.total_steps:
+                for micro in range(cfg.gradient_accumulation_steps):
+                    indices = next(stream)
+                    batch = self.collator([self.sampler.sample(i, state.epoch) for i in indices])
+                    window.add_batch(batch)
+                    totals.add_batch(batch)
+                    batch = batch.to(self.process.device)
+                    last = micro == cfg.gradient_accumulation_steps - 1
+                    sync = contextlib.nullcontext() if last or not self.process.distributed else wrapped.no_sync()
+                    with sync:
+                        loss, parts = self._micro_step(wrapped, batch, step, 1.0 / cfg.gradient_accumulation_steps,
+                                                       scaler)
+                    window.add_loss(loss / cfg.gradient_accumulation_steps, parts, cfg.gradient_accumulation_steps)
+                if scaler is not None:
+                    scaler.unscale_(optimizer)
+                grad_norm = (torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                             if cfg.max_grad_norm > 0 else None)
+                if scaler is not None:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                window.steps += 1
+                if grad_norm is not None:
+                    window.grad_norm = grad_norm
+
+                if step % cfg.logging_steps == 0 or step == self.total_steps:
+                    metrics = self._metrics(window, step, state, scheduler)
+                    history.append(metrics)
+                    self.pm.hook.bgekit_on_step_end(run=self.run, step=step, metrics=metrics)
+                    progress.update(step, metrics)
+                    window = _Window()
+                else:
+                    progress.update(step, None)
+                if cfg.save_steps and step % cfg.save_steps == 0 and step != self.total_steps:
+                    last_ckpt = self._save(step, optimizer, scheduler, scaler, state) or last_ckpt
+                if self.evaluator is not None and self.evaluate_every and step % self.evaluate_every == 0:
+                    self._evaluate(step)
+        last_ckpt = self._save(step, optimizer, scheduler, scaler, state) or last_ckpt
+        seconds = time.perf_counter() - started
+        self.model.eval()
+        return TrainResult(
+            steps=step,
+            epochs_done=round(state.epoch + state.position / max(1, self.batches_per_epoch), 4),
+            final_loss=history[-1]["loss"] if history else None,
+            passages_per_s=round(totals.passages * self.process.world_size / seconds, 2),
+            tokens_per_s=round(totals.tokens * self.process.world_size / seconds, 1),
+            seconds=round(seconds, 2),
+            last_checkpoint=last_ckpt,
+            history=history,
+        )
+
+    def _metrics(self, window: "_Window", step: int, state: SamplerState, scheduler: Any) -> dict[str, Any]:
+        self.backend.synchronize()
+        elapsed = max(time.perf_counter() - window.started, 1e-9)
+        loss = self.process.all_reduce_mean(window.loss_sum / max(1, window.steps)).item()
+        metrics: dict[str, Any] = {
+            "step": step,
+            "epoch": round(state.epoch + state.position / max(1, self.batches_per_epoch), 4),
+            "loss": round(loss, 6),
+            **{k: round(v / max(1, window.part_count), 6) for k, v in window.parts.items()},
+            "learning_rate": scheduler.get_last_lr()[0],
+            "grad_norm": round(float(window.grad_norm), 4) if window.grad_norm is not None else None,
+            "passages_per_s": round(window.passages * self.process.world_size / elapsed, 2),
+            "tokens_per_s": round(window.tokens * self.process.world_size / elapsed, 1),
+        }
+        metrics.update({f"memory_{k}_mib": round(v, 1) for k, v in self.backend.memory_stats().items()})
+        return metrics
+
+    def _save(self, step: int, optimizer, scheduler, scaler, state: SamplerState) -> Path | None:
+        trainer_state = {
+            "step": step,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "sampler": state.to_dict(),
+            "total_steps": self.total_steps,
+            "world_size": self.process.world_size,
+        }
+        path = ckpt.save_checkpoint(self.output_dir, step, model=self.model, trainer_state=trainer_state,
+                                    save_total_limit=self.config.save_total_limit,
+                                    rank=self.process.rank, world_size=self.process.world_size)
+        if path is not None:
+            self.pm.hook.bgekit_on_checkpoint(run=self.run, step=step, path=str(path))
+        return path
+
+    def _resume(self, path: Path, optimizer, scheduler, scaler, state: SamplerState) -> int:
+        trainer_state, rng = ckpt.load_trainer_state(path, self.process.rank)
+        if trainer_state.get("world_size", 1) != self.process.world_size:
+            raise BgekitError(f"{path} was saved by {trainer_state.get('world_size')} processes; "
+                              f"resume it with the same number (now {self.process.world_size})")
+        if self.restore_model is None:
+            raise BgekitError("this task cannot resume: it has no way to reload model weights")
+        self.restore_model(path / ckpt.MODEL_DIR)
+        optimizer.load_state_dict(trainer_state["optimizer"])
+        scheduler.load_state_dict(trainer_state["scheduler"])
+        if scaler is not None and trainer_state.get("scaler"):
+            scaler.load_state_dict(trainer_state["scaler"])
+        state.epoch = int(trainer_state["sampler"]["epoch"])
+        state.position = int(trainer_state["sampler"]["position"])
+        if rng is not None:
+            ckpt.set_rng_states(rng)
+        return int(trainer_state["step"])
+
+    def _evaluate(self, step: int) -> None:
+        metrics = self.evaluator(self.model, step) if self.process.is_main else {}
+        self.model.train()
+        if self.process.is_main:
+            self.pm.hook.bgekit_on_evaluate_end(run=self.run, step=step, metrics=metrics)
+        self.process.barrier()
+
+
+class _Window:
+    """Sums over the steps since the last log line."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.steps = 0
+        self.loss_sum: Any = torch.zeros(())
+        self.parts: dict[str, float] = {}
+        self.part_count = 0
+        self.grad_norm: Any = None
+        self.passages = 0
+        self.tokens = 0
+
+    def add_batch(self, batch: TrainBatch) -> None:
+        self.passages += batch.num_passages
+        self.tokens += batch.num_tokens()
+
+    def add_loss(self, loss: torch.Tensor, parts: dict[str, float], accumulation: int) -> None:
+        self.loss_sum = self.loss_sum.to(loss.device) + loss
+        for k, v in parts.items():
+            self.parts[k] = self.parts.get(k, 0.0) + v / accumulation
+        self.part_count += 1 / accumulation
+
+
+class _Progress:
+    """A rich progress bar with loss and throughput (rank 0 only)."""
+
+    def __init__(self, total: int, done: int, enabled: bool, log_lines: bool = False) -> None:
+        self.enabled = enabled
+        self.log_lines = log_lines and not enabled  # no live bar (not a terminal): one line per log step
+        self.total = total
+        self.done = done
+        self._bar = None
+
+    def __enter__(self) -> "_Progress":
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
+                                 TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
+            self._bar.__enter__()
+            self._task = self._bar.add_task("train", total=self.total, completed=self.done, info="")
+        return self
+
+    def update(self, step: int, metrics: dict[str, Any] | None) -> None:
+        if self.log_lines and metrics is not None:
+            import sys
+
+            print(f"step {step}/{self.total}  loss {metrics['loss']:.4f}  lr {metrics['learning_rate']:.2e}  "
+                  f"{metrics['passages_per_s']:.1f} passages/s  {metrics['tokens_per_s']:.0f} tokens/s",
+                  file=sys.stderr, flush=True)
+        if self._bar is None:
+            return
+        info = {}
+        if metrics is not None:
+            info["info"] = (f"loss {metrics['loss']:.4f}  {metrics['passages_per_s']:.0f} passages/s  "
+                            f"{metrics['tokens_per_s']:.0f} tokens/s")
+        self._bar.update(self._task, completed=step, **info)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)

@@ -1,0 +1,50 @@
+"""``tensorboard``: scalars for TensorBoard (needs ``pip install 'bgekit[tensorboard]'``)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import bgekit
+from bgekit.errors import BgekitError
+
+
+class TensorBoardLogger:
+    """Every numeric metric becomes a scalar: ``train/<name>`` per step, ``eval/<name>`` per evaluation."""
+
+    def __init__(self, log_dir: str = "tensorboard") -> None:
+        if importlib.util.find_spec("tensorboard") is None:
+            raise BgekitError("callback 'tensorboard' needs the tensorboard package: "
+                              "pip install 'bgekit[tensorboard]' (or drop it from callbacks)")
+        self.log_dir = log_dir
+        self.writer: Any = None
+
+    @bgekit.hookimpl
+    def bgekit_on_run_start(self, run: Any) -> None:
+        if run.is_main_process:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(log_dir=str(Path(run.output_dir) / self.log_dir))
+
+    def _scalars(self, prefix: str, step: int, metrics: dict) -> None:
+        if self.writer is None:
+            return
+        for name, value in metrics.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and name != "step":
+                self.writer.add_scalar(f"{prefix}/{name}", value, step)
+        self.writer.flush()
+
+    @bgekit.hookimpl
+    def bgekit_on_step_end(self, run: Any, step: int, metrics: dict) -> None:
+        self._scalars("train", step, metrics)
+
+    @bgekit.hookimpl
+    def bgekit_on_evaluate_end(self, run: Any, step: int, metrics: dict) -> None:
+        self._scalars("eval", step, metrics)
+
+    @bgekit.hookimpl
+    def bgekit_on_run_end(self, run: Any, status: str) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None

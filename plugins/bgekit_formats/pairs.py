@@ -1,0 +1,140 @@
+"""Reranker pairs: one ``(query, passage, label[, score])`` per line.
+
+JSON lines with those keys, or TSV ``query<TAB>passage<TAB>label[<TAB>score]``
+(a header row is optional). Adjacent lines of one query are grouped into one
+canonical example: label > 0 positive, 0 negative; scores, when every pair of
+the query has one, become ``pos_scores``/``neg_scores``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from bgekit.data.encoding import iter_lines
+from bgekit.data.example import Example, RowError, example_from_mapping
+from bgekit.data.grouping import adjacent_groups
+
+from bgekit_formats.common import json_objects, sample_lines, share
+
+HEADER = ["query", "passage", "label", "score"]
+
+
+def detect_pairs(sample) -> float:
+    if sample.is_dir:
+        return 0.0
+    lines = sample_lines(sample)
+    if not lines:
+        return 0.0
+    if lines[0].lstrip().startswith("{"):
+        objs = json_objects(lines) or []
+        return 0.96 * share(objs, "query", "passage", "label")
+    rows = [ln.split("\t") for ln in lines]
+    if [c.strip().lower() for c in rows[0]][:3] == HEADER[:3]:
+        return 0.95
+    if all(len(r) in (3, 4) and _label(r[2]) is not None for r in rows):
+        return 0.8
+    return 0.0
+
+
+def _label(value: Any) -> int | None:
+    """A relevance label as a whole number >= 0, or None."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str):
+        value = value.strip()
+        if not value.isdigit():
+            return None
+        return int(value)
+    if isinstance(value, (int, float)) and value == int(value) and value >= 0:
+        return int(value)
+    return None
+
+
+@dataclass
+class Pair:
+    query: str
+    passage: str
+    label: int
+    score: float | None
+
+
+def _pair(row: dict, path: str, line: int) -> Pair | RowError:
+    query, passage = row.get("query"), row.get("passage")
+    if not isinstance(query, str) or not query.strip():
+        return RowError(path, line, "empty or missing query", "query")
+    if not isinstance(passage, str) or not passage.strip():
+        return RowError(path, line, "empty or missing passage", "passage")
+    label = _label(row.get("label"))
+    if label is None:
+        return RowError(path, line, f"label {row.get('label')!r} is out of range; use 1 (relevant) or 0, "
+                        "or a graded relevance >= 0", "label")
+    score = row.get("score")
+    if score in (None, ""):
+        score = None
+    else:
+        try:
+            score = float(score)
+        except (TypeError, ValueError):
+            return RowError(path, line, f"score {score!r} is not a number", "score")
+        if not math.isfinite(score):
+            return RowError(path, line, "score is NaN or infinite", "score")
+    return Pair(query, passage, label, score)
+
+
+class PairsReader:
+    def __init__(self, encoding: str = "auto") -> None:
+        self.encoding = encoding
+
+    def _pairs(self, path: str) -> Iterator[tuple[int, str, Pair] | RowError]:
+        first = True
+        for line, text in iter_lines(path, self.encoding):
+            if not text.strip():
+                continue
+            if text.lstrip().startswith("{"):
+                try:
+                    row = json.loads(text)
+                except ValueError as exc:
+                    yield RowError(path, line, f"not valid JSON ({exc.msg} at column {exc.colno})", raw=text[:200])
+                    continue
+                if not isinstance(row, dict):
+                    yield RowError(path, line, "expected a JSON object")
+                    continue
+            else:
+                cols = text.split("\t")
+                if first and [c.strip().lower() for c in cols][:3] == HEADER[:3]:
+                    first = False
+                    continue
+                if len(cols) not in (3, 4):
+                    yield RowError(path, line, f"expected 3 or 4 tab-separated columns "
+                                   f"(query passage label [score]), got {len(cols)}", raw=text[:200])
+                    continue
+                row = dict(zip(HEADER, cols))
+            first = False
+            pair = _pair(row, path, line)
+            yield pair if isinstance(pair, RowError) else (line, pair.query, pair)
+
+    def read(self, path: str) -> Iterator[Example | RowError]:
+        for group in adjacent_groups(self._pairs(path), path):
+            if isinstance(group, RowError):
+                yield group
+                continue
+            pairs: list[Pair] = group.rows
+            row: dict[str, Any] = {
+                "query": group.key,
+                "pos": [p.passage for p in pairs if p.label > 0],
+                "neg": [p.passage for p in pairs if p.label == 0],
+            }
+            if not row["pos"]:
+                yield RowError(path, group.line, "no pair of this query has label > 0", "label")
+                continue
+            scored = [p.score is not None for p in pairs]
+            if any(scored) and not all(scored):
+                yield RowError(path, group.line, "some pairs of this query have a score and some do not", "score")
+                continue
+            if all(scored):
+                row["pos_scores"] = [p.score for p in pairs if p.label > 0]
+                row["neg_scores"] = [p.score for p in pairs if p.label == 0]
+            yield example_from_mapping(row, path, group.line)

@@ -1,0 +1,51 @@
+"""Built-in heads: dense (pooled vector), sparse (lexical weights), colbert (token vectors).
+
+Together they are BGE-M3's three retrieval modes; the sparse and colbert
+heads read and write FlagEmbedding's ``sparse_linear.pt`` / ``colbert_linear.pt``.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import bgekit
+from bgekit.registry import HeadSpec
+
+from bgekit_heads.colbert import ColbertHead
+from bgekit_heads.dense import POOLINGS, DenseHead
+from bgekit_heads.sparse import SparseHead
+
+__version__ = bgekit.__version__
+
+NORMALIZE = {"type": "boolean", "default": True, "description": "L2-normalise the vectors (BGE-M3 does)"}
+
+
+@bgekit.hookimpl
+def bgekit_heads() -> Iterable[HeadSpec]:
+    yield HeadSpec(
+        name="dense",
+        summary="one pooled vector per text (CLS for BGE-M3), dot-product scores",
+        factory=DenseHead,
+        params_schema={"properties": {
+            "pooling": {"enum": list(POOLINGS), "default": "cls",
+                        "description": "how token states become one vector: cls, mean or last-token"},
+            "normalize": NORMALIZE,
+        }},
+    )
+    yield HeadSpec(
+        name="sparse",
+        summary="SPLADE-style lexical weights relu(Linear(h,1)); score = sum over shared token ids",
+        factory=SparseHead,
+        params_schema={"properties": {}},
+    )
+    yield HeadSpec(
+        name="colbert",
+        summary="multi-vector token embeddings without CLS; score = mean over query tokens of max sim",
+        factory=ColbertHead,
+        params_schema={"properties": {
+            "colbert_dim": {"type": "integer", "default": -1,
+                            "description": "size of each token vector; -1 keeps the encoder's hidden size "
+                                           "(a loaded colbert_linear.pt decides when -1)"},
+            "normalize": NORMALIZE,
+        }},
+    )

@@ -3,7 +3,9 @@
 Default: 100,000 queries x 1,000 results each, graded qrels with 5 judged
 documents per query over a 1M-document corpus. Timed separately:
 
-1. ordering the search results the trec_eval way (score, then doc id);
+1. ordering the search results the trec_eval way (score, then doc id); the
+   synthetic rows come sorted by score, as FAISS returns them, so only rows
+   with tied scores are re-sorted;
 2. looking up grades (``judge_topk``), as ``bgekit eval retriever`` does;
 3. computing ndcg@10, recall@100, recall@1000, mrr@10, map, precision@10;
 4. with ``--run-file-queries N``: writing a TREC run file for the first N
@@ -45,7 +47,8 @@ def main() -> None:
     # distinct documents per query: a random start, then a stride coprime with the corpus size
     starts = rng.integers(0, args.documents, size=(args.queries, 1), dtype=np.int64)
     indices = (starts + np.arange(args.depth, dtype=np.int64) * 999_983) % args.documents
-    scores = np.round(rng.random((args.queries, args.depth), dtype=np.float32), 3)  # rounded: many ties
+    # sorted by score within each row, as FAISS returns them; float32 values tie now and then
+    scores = -np.sort(-rng.random((args.queries, args.depth), dtype=np.float32), axis=1)
     qrels = {}
     for i, qid in enumerate(qids):
         judged = np.concatenate([indices[i, rng.integers(0, args.depth, 3)], rng.integers(0, args.documents, 2)])

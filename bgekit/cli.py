@@ -30,6 +30,7 @@ COMMANDS = [
     "bgekit.commands.eval:eval_group",
     "bgekit.commands.compare:compare",
     "bgekit.commands.bench:bench",
+    "bgekit.commands.mine:mine",
 ]
 
 

@@ -162,3 +162,13 @@ def test_bad_head_configurations_are_clear_errors(tiny_model_dir, m3_dir):
         load(tiny_model_dir, heads=[{"name": "dense"}, {"name": "dense"}])
     with pytest.raises(BgekitError, match="colbert_dim"):
         load(m3_dir, heads=[{"name": "colbert", "colbert_dim": 8}])
+
+
+def test_dense_only_fine_tune_keeps_the_source_models_other_head_files(m3_dir, tmp_path):
+    """Training only the dense head of BGE-M3 must still save a directory BGEM3FlagModel opens whole."""
+    dense_only = Embedder.from_pretrained(m3_dir, heads=[{"name": "dense"}])
+    out = tmp_path / "dense-only"
+    dense_only.save_pretrained(out)
+    for filename in ("sparse_linear.pt", "colbert_linear.pt"):
+        assert (out / filename).read_bytes() == (m3_dir / filename).read_bytes()
+    assert [h["name"] for h in json.loads((out / flag_layout.HEADS_FILE).read_text())] == ["dense"]

@@ -7,7 +7,7 @@ never drop a row silently and valid rows still count.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 
@@ -28,7 +28,11 @@ class Example:
 
     def to_json(self) -> dict[str, Any]:
         """The canonical JSONL object; unset optional fields are left out."""
-        out = {k: v for k, v in asdict(self).items() if k not in ("extra", "line") and v is not None}
+        out: dict[str, Any] = {"query": self.query, "pos": self.pos, "neg": self.neg}
+        for name in ("pos_scores", "neg_scores", "prompt", "type"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
         out.update(self.extra)
         return out
 

@@ -94,19 +94,29 @@ def order_topk(indices: np.ndarray, scores: np.ndarray, doc_ids: Sequence[str],
     """Re-sort each row of search results the trec_eval way (score, then doc id, descending).
 
     ``indices`` (Q, k) index ``doc_ids``; ``-1`` marks an empty slot and goes last.
-    Rows are sorted ``chunk`` at a time to bound the temporaries.
+    Rows whose scores already strictly decrease (FAISS output without ties)
+    are kept as they are; the others are sorted ``chunk`` rows at a time.
     """
-    doc_order = np.empty(len(doc_ids), dtype=np.int64)
-    doc_order[np.argsort(np.asarray(doc_ids, dtype=str), kind="stable")] = np.arange(len(doc_ids))
-    out_idx, out_scores = np.empty_like(indices), np.empty_like(scores)
+    out_idx, out_scores = indices.copy(), scores.copy()
+    if indices.shape[1] < 2:
+        return out_idx, out_scores
+    doc_order: np.ndarray | None = None
     for start in range(0, len(indices), chunk):
         idx, sc = indices[start:start + chunk], scores[start:start + chunk]
         missing = idx < 0
+        in_order = (np.diff(sc, axis=1) < 0).all(axis=1) & ~missing.any(axis=1)
+        rows = np.flatnonzero(~in_order)
+        if not len(rows):
+            continue
+        if doc_order is None:
+            doc_order = np.empty(len(doc_ids), dtype=np.int64)
+            doc_order[np.argsort(np.asarray(doc_ids, dtype=str), kind="stable")] = np.arange(len(doc_ids))
+        idx, sc, missing = idx[rows], sc[rows], missing[rows]
         tie = np.where(missing, -1, doc_order[np.where(missing, 0, idx)])
         primary = np.where(missing, -np.inf, sc.astype(np.float64))
         order = np.lexsort((-tie, -primary), axis=-1)
-        out_idx[start:start + chunk] = np.take_along_axis(idx, order, axis=1)
-        out_scores[start:start + chunk] = np.take_along_axis(sc, order, axis=1)
+        out_idx[start + rows] = np.take_along_axis(idx, order, axis=1)
+        out_scores[start + rows] = np.take_along_axis(sc, order, axis=1)
     return out_idx, out_scores
 
 
@@ -134,10 +144,16 @@ def judge_topk(qids: Sequence[str], doc_ids: Sequence[str], indices: np.ndarray,
     key_arr = np.array(keys, dtype=np.int64)
     sort = np.argsort(key_arr)
     key_arr, value_arr = key_arr[sort], np.array(values, dtype=np.float32)[sort]
-    wanted = np.arange(len(evaluated), dtype=np.int64)[:, None] * n_docs + np.maximum(indices, 0)
-    pos = np.minimum(np.searchsorted(key_arr, wanted), max(len(key_arr) - 1, 0))
-    hit = (indices >= 0) & (key_arr[pos] == wanted) if len(key_arr) else np.zeros(wanted.shape, bool)
-    grades = np.where(hit, value_arr[pos] if len(key_arr) else 0, 0).astype(np.float32)
+    grades = np.zeros(indices.shape, dtype=np.float32)
+    # only results whose document is judged for some query need a key lookup
+    judged_doc = np.zeros(n_docs + 1, dtype=bool)
+    judged_doc[key_arr % max(n_docs, 1)] = True
+    rows, cols = np.nonzero(judged_doc[indices])  # index -1 hits the extra, False slot
+    if len(rows):
+        wanted = rows.astype(np.int64) * n_docs + indices[rows, cols]
+        pos = np.minimum(np.searchsorted(key_arr, wanted), len(key_arr) - 1)
+        hit = key_arr[pos] == wanted
+        grades[rows[hit], cols[hit]] = value_arr[pos[hit]]
     ideal, num_rel, max_grade = _query_ideal(qrels, evaluated, relevance_level)
     num_ret = (indices >= 0).sum(axis=1)
     return Judged(evaluated, grades, num_ret, num_rel, ideal, max_grade, relevance_level)

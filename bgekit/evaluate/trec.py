@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -131,11 +131,3 @@ def format_run_lines(
                 break
             rank += 1
             yield f"{qid} Q0 {doc_ids[idx]} {rank} {score:.9g} {tag}\n"
-
-
-def run_lines(run: Mapping[str, Mapping[str, float]], tag: str = "bgekit") -> Iterable[str]:
-    """TREC run lines for a dict run, ranked as trec_eval ranks (score, then docid, descending)."""
-    for qid in sorted(run):
-        ranked = sorted(run[qid].items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
-        for rank, (docid, score) in enumerate(ranked, start=1):
-            yield f"{qid} Q0 {docid} {rank} {score:.9g} {tag}\n"

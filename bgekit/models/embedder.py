@@ -70,6 +70,16 @@ def _heads_from_layout(name_or_path: str, revision: str | None) -> list[dict[str
     return heads
 
 
+def _unselected_head_files(name_or_path: str, revision: str | None, selected: dict[str, Any]) -> dict[str, Path]:
+    carried = {}
+    for name, filename in FLAG_HEAD_FILES.items():
+        if name not in selected:
+            path = flag_layout.resolve_file(name_or_path, filename, revision)
+            if path is not None:
+                carried[filename] = path
+    return carried
+
+
 class Embedder(torch.nn.Module):
     """An encoder plus named heads; ``forward`` scores queries against passages per head.
 
@@ -87,6 +97,9 @@ class Embedder(torch.nn.Module):
         self.head_configs = head_configs
         special = sorted({i for i in tokenizer.all_special_ids if i is not None})
         self.register_buffer("special_token_ids", torch.tensor(special, dtype=torch.long), persistent=False)
+        #: FlagEmbedding head files of the source model whose heads were not selected:
+        #: saved unchanged, so a dense-only fine-tune of BGE-M3 still opens with all three heads.
+        self.carried_head_files: dict[str, Path] = {}
         self.query_max_length = 64
         self.passage_max_length = 512
         self.query_instruction = ""
@@ -135,7 +148,9 @@ class Embedder(torch.nn.Module):
             cls._load_head_weights(name, head, name_or_path, revision)
             modules[name] = head
             configs.append({"name": name, **spec.defaults(), **params})
-        return cls(encoder, tokenizer, modules, configs)
+        model = cls(encoder, tokenizer, modules, configs)
+        model.carried_head_files = _unselected_head_files(name_or_path, revision, modules)
+        return model
 
     @staticmethod
     def _load_head_weights(name: str, head: Head, name_or_path: str, revision: str | None) -> None:
@@ -165,6 +180,9 @@ class Embedder(torch.nn.Module):
         for head in self.heads.values():
             if head.weights_file is not None and head.module_for_weights is not None:
                 flag_layout.save_linear_state(head.module_for_weights, out / head.weights_file)
+        for filename, source in self.carried_head_files.items():
+            if filename not in {h.weights_file for h in self.heads.values()}:
+                flag_layout.copy_file_atomically(source, out / filename)
         flag_layout.write_text_atomically(out / flag_layout.HEADS_FILE, json.dumps(self.head_configs, indent=2))
 
     def gradient_checkpointing_enable(self) -> None:

@@ -82,6 +82,22 @@ def write_text_atomically(path: Path, text: str) -> None:
         raise
 
 
+def copy_file_atomically(source: Path, path: Path) -> None:
+    """Copy ``source`` to ``path`` through a temp file in the destination folder."""
+    import shutil
+
+    if Path(source).resolve() == Path(path).resolve():
+        return
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def save_linear_state(module: torch.nn.Module, path: Path) -> None:
     """``torch.save`` a module's state dict (on CPU) atomically: temp file, then rename."""
     state = {k: v.detach().clone().cpu() for k, v in module.state_dict().items()}

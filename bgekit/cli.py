@@ -31,6 +31,7 @@ COMMANDS = [
     "bgekit.commands.compare:compare",
     "bgekit.commands.bench:bench",
     "bgekit.commands.mine:mine",
+    "bgekit.commands.score:score",
 ]
 
 

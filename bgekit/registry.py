@@ -44,7 +44,7 @@ class ComponentSpec:
 @dataclass(frozen=True)
 class FormatSpec(ComponentSpec):
     """A data format. ``detect(sample)`` returns a confidence in [0, 1]
-    for a :class:`bgekit.data.sniff.Sample`; the factory builds a reader with
+    for a :class:`bgekit.data.readers.Sample`; the factory builds a reader with
     ``read(path) -> Iterator[Example | RowError]``."""
 
     detect: Callable[[Any], float] = lambda sample: 0.0
@@ -125,6 +125,23 @@ SPEC_TYPES: tuple[type[ComponentSpec], ...] = (
     CallbackSpec,
 )
 KINDS: dict[str, type[ComponentSpec]] = {t.kind: t for t in SPEC_TYPES}
+
+
+def lazy_factory(target: str) -> Callable[..., Any]:
+    """A factory that imports ``"package.module:Class"`` on first call.
+
+    Plugins use it so that listing them (``bgekit plugins list``, schema
+    generation) does not import torch or other heavy modules.
+    """
+    module_name, _, attr = target.partition(":")
+
+    def factory(*args: Any, **kwargs: Any) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(module_name), attr)(*args, **kwargs)
+
+    factory.__qualname__ = factory.__name__ = target
+    return factory
 
 
 class ConflictError(BgekitError):

@@ -146,6 +146,18 @@ def tiny_encoder(
     return out
 
 
+def tiny_cross_encoder(directory: str | Path, arch: str = "xlm-roberta", seed: int = 0) -> Path:
+    """A tiny random one-label ``AutoModelForSequenceClassification`` (a reranker) in ``directory``."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    out = tiny_encoder(directory, arch=arch, seed=seed)
+    config = AutoConfig.from_pretrained(out, num_labels=1)
+    torch.manual_seed(seed)
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(out, safe_serialization=True)
+    return out
+
+
 # ---------------------------------------------------------------------------
 # pytest fixtures (enabled with ``pytest_plugins = ["bgekit.testing"]``)
 # ---------------------------------------------------------------------------

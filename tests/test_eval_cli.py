@@ -79,10 +79,10 @@ def test_eval_metrics_table_and_complete(files):
     ("run.trec", "q1 Q0 d1 1 0.5\n", r"run.trec:1: expected 'qid Q0 docid rank score tag'"),
     ("run.trec", "q1 Q0 d1 1 0.5 t\nq1 Q0 d2 2 high t\n", r"run.trec:2: score 'high' is not a number"),
     ("run.trec", "q1 Q0 d1 1 0.5 t\n\nq1 Q0 d1 2 0.4 t\n", r"run.trec:3: document 'd1' is listed twice"),
-    ("qrels.tsv", "q1\td1\t1\nq1\td2\n", r"qrels.tsv:2: expected 3 columns"),
-    ("qrels.tsv", "q1\td1\t0.5\n", r"qrels.tsv:1: relevance '0.5' is not a whole number"),
-    ("qrels.trec", "q1 0 d1 x\n", r"qrels.trec:1: relevance 'x' is not a number"),
-    ("qrels.trec", "q1 d1\n", r"qrels.trec:1: expected qrels as"),
+    ("qrels.tsv", "q1\td1\t1\nq1\td2\n", r"qrels.tsv:2  expected 3 columns"),
+    ("qrels.tsv", "q1\td1\t0.5\n", r"qrels.tsv:1  \$.score  relevance '0.5' is not a whole number"),
+    ("qrels.trec", "q1 0 d1 x\n", r"qrels.trec:1  \$.score  relevance 'x' is not a number"),
+    ("qrels.trec", "q1 d1\n", r"qrels.trec:1  expected 3 columns \(query-id corpus-id score\) or 4 \(TREC\)"),
 ])
 def test_bad_lines_name_file_and_line(tmp_path, name, content, message):
     path = tmp_path / name

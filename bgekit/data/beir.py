@@ -42,23 +42,20 @@ def iter_qrels(path: str | Path, encoding: str | None = "auto") -> Iterator[Judg
                            f"got {len(cols)}", raw=text[:200])
             continue
         try:
-            relevance = int(float(rel))
+            number = float(rel)
         except ValueError:
-            if line == 1:  # a header such as "query-id corpus-id score"
+            if line == 1 and len(cols) == 3:  # a header such as "query-id corpus-id score"
                 continue
             yield RowError(str(path), line, f"relevance {rel!r} is not a number", "score", raw=text[:200])
             continue
-        yield Judgement(qid.strip(), did.strip(), relevance, line)
-
-
-def load_qrels(path: str | Path, encoding: str | None = "auto") -> dict[str, dict[str, int]]:
-    """``{query_id: {doc_id: relevance}}``; a malformed line is an error naming it."""
-    qrels: dict[str, dict[str, int]] = {}
-    for item in iter_qrels(path, encoding):
-        if isinstance(item, RowError):
-            raise BgekitError(str(item))
-        qrels.setdefault(item.query_id, {})[item.doc_id] = item.relevance
-    return qrels
+        if not number.is_integer():
+            yield RowError(str(path), line, f"relevance {rel!r} is not a whole number; trec_eval grades "
+                           "are integers", "score", raw=text[:200])
+            continue
+        if not qid.strip() or not did.strip():
+            yield RowError(str(path), line, "empty query or document id", raw=text[:200])
+            continue
+        yield Judgement(qid.strip(), did.strip(), int(number), line)
 
 
 def iter_jsonl_records(path: str | Path, encoding: str | None = "auto") -> Iterator[tuple[int, dict] | RowError]:

@@ -24,8 +24,6 @@ Qrels = dict[str, dict[str, int]]
 #: query id -> document id -> retrieval score
 Run = dict[str, dict[str, float]]
 
-BEIR_HEADER = ("query-id", "corpus-id", "score")
-
 
 def _lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
     """Non-empty lines with their 1-based line numbers; decoding errors name the line."""
@@ -47,48 +45,21 @@ def _lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
                 yield lineno, line.rstrip("\r\n")
 
 
-def _grade(value: str, where: str) -> int:
-    """A relevance grade: an integer (``1.0`` is accepted, ``0.5`` is not)."""
-    try:
-        return int(value)
-    except ValueError:
-        pass
-    try:
-        number = float(value)
-    except ValueError:
-        raise BgekitError(f"{where}: relevance '{value}' is not a number") from None
-    if not number.is_integer():
-        raise BgekitError(f"{where}: relevance '{value}' is not a whole number; trec_eval grades are integers")
-    return int(number)
-
-
 def read_qrels(path: str | os.PathLike) -> Qrels:
     """Read TREC (4 columns) or BEIR TSV (3 columns, optional header) qrels.
 
-    The layout is decided by the first line; a later judgement of the same
-    (query, document) pair replaces the earlier one, as in trec_eval.
+    Parsing is :func:`bgekit.data.beir.iter_qrels` (one parser for the whole
+    project); here the first bad line is an error, and a later judgement of the
+    same (query, document) pair replaces the earlier one, as in trec_eval.
     """
+    from bgekit.data.beir import iter_qrels
+    from bgekit.data.example import RowError
+
     qrels: Qrels = {}
-    columns = 0
-    for lineno, line in _lines(path):
-        where = f"{path}:{lineno}"
-        fields = line.split("\t") if "\t" in line else line.split()
-        fields = [f.strip() for f in fields]
-        if not columns:
-            columns = len(fields)
-            if columns not in (3, 4):
-                raise BgekitError(
-                    f"{where}: expected qrels as 'qid 0 docid rel' (TREC, 4 columns) or "
-                    f"'query-id<TAB>corpus-id<TAB>score' (BEIR, 3 columns), got {len(fields)} columns"
-                )
-            if columns == 3 and tuple(f.lower() for f in fields) == BEIR_HEADER:
-                continue
-        if len(fields) != columns:
-            raise BgekitError(f"{where}: expected {columns} columns like the first line, got {len(fields)}")
-        qid, docid, rel = (fields[0], fields[1], fields[2]) if columns == 3 else (fields[0], fields[2], fields[3])
-        if not qid or not docid:
-            raise BgekitError(f"{where}: empty query or document id")
-        qrels.setdefault(qid, {})[docid] = _grade(rel, where)
+    for item in iter_qrels(path):
+        if isinstance(item, RowError):
+            raise BgekitError(str(item))
+        qrels.setdefault(item.query_id, {})[item.doc_id] = item.relevance
     if not qrels:
         raise BgekitError(f"{path}: no judgements found")
     return qrels

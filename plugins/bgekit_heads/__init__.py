@@ -9,11 +9,10 @@ from __future__ import annotations
 from typing import Iterable
 
 import bgekit
-from bgekit.registry import HeadSpec
+from bgekit.registry import HeadSpec, lazy_factory
 
-from bgekit_heads.colbert import ColbertHead
-from bgekit_heads.dense import POOLINGS, DenseHead
-from bgekit_heads.sparse import SparseHead
+#: dense pooling modes (kept here, not in dense.py, so listing plugins does not import torch)
+POOLINGS = ("cls", "mean", "last-token")
 
 __version__ = bgekit.__version__
 
@@ -25,7 +24,7 @@ def bgekit_heads() -> Iterable[HeadSpec]:
     yield HeadSpec(
         name="dense",
         summary="one pooled vector per text (CLS for BGE-M3), dot-product scores",
-        factory=DenseHead,
+        factory=lazy_factory("bgekit_heads.dense:DenseHead"),
         params_schema={"properties": {
             "pooling": {"enum": list(POOLINGS), "default": "cls",
                         "description": "how token states become one vector: cls, mean or last-token"},
@@ -35,13 +34,13 @@ def bgekit_heads() -> Iterable[HeadSpec]:
     yield HeadSpec(
         name="sparse",
         summary="SPLADE-style lexical weights relu(Linear(h,1)); score = sum over shared token ids",
-        factory=SparseHead,
+        factory=lazy_factory("bgekit_heads.sparse:SparseHead"),
         params_schema={"properties": {}},
     )
     yield HeadSpec(
         name="colbert",
         summary="multi-vector token embeddings without CLS; score = mean over query tokens of max sim",
-        factory=ColbertHead,
+        factory=lazy_factory("bgekit_heads.colbert:ColbertHead"),
         params_schema={"properties": {
             "colbert_dim": {"type": "integer", "default": -1,
                             "description": "size of each token vector; -1 keeps the encoder's hidden size "

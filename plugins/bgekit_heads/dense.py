@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from bgekit.models.head import Head, TokenBatch
 
-POOLINGS = ("cls", "mean", "last-token")
+from bgekit_heads import POOLINGS
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:

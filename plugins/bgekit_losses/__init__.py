@@ -10,15 +10,13 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 import bgekit
-from bgekit.registry import LossSpec
-
-from bgekit_losses.common import LossOutput
-from bgekit_losses.infonce import InfoNCELoss
-from bgekit_losses.kd import METHODS, DistillationLoss
-from bgekit_losses.m3_unified import KD_TYPES, M3UnifiedLoss
+from bgekit.registry import LossSpec, lazy_factory
 
 __version__ = bgekit.__version__
-__all__ = ["LossOutput", "InfoNCELoss", "M3UnifiedLoss", "DistillationLoss"]
+
+#: teacher-score terms (kept here so listing plugins does not import torch)
+METHODS = ("kl_div", "m3_kd_loss")
+KD_TYPES = ("none",) + METHODS
 
 M3_CITATION = ("Chen et al., 2024. M3-Embedding: Multi-Linguality, Multi-Functionality, Multi-Granularity "
                "Text Embeddings Through Self-Knowledge Distillation. arXiv:2402.03216")
@@ -43,14 +41,14 @@ def bgekit_losses() -> Iterable[LossSpec]:
     yield LossSpec(
         name="infonce",
         summary="contrastive cross-entropy over in-batch and hard negatives",
-        factory=InfoNCELoss,
+        factory=lazy_factory("bgekit_losses.infonce:InfoNCELoss"),
         citation=INFONCE_CITATION,
         params_schema={"properties": {"head": HEAD, "temperature": TEMPERATURE, "in_batch_negatives": IN_BATCH}},
     )
     yield LossSpec(
         name="m3-unified",
         summary="BGE-M3 unified loss: dense + sparse + colbert + ensemble, self-distilled from the ensemble",
-        factory=M3UnifiedLoss,
+        factory=lazy_factory("bgekit_losses.m3_unified:M3UnifiedLoss"),
         citation=M3_CITATION,
         params_schema={"properties": {
             "temperature": TEMPERATURE,
@@ -75,7 +73,7 @@ def bgekit_losses() -> Iterable[LossSpec]:
     yield LossSpec(
         name="kd",
         summary="distillation from teacher scores (pos_scores/neg_scores): kl_div or BGE-M3's m3_kd_loss",
-        factory=DistillationLoss,
+        factory=lazy_factory("bgekit_losses.kd:DistillationLoss"),
         citation=KD_CITATION,
         params_schema={"properties": {
             "head": HEAD,

@@ -14,7 +14,7 @@ from bgekit_losses.common import (
     teacher_probabilities,
 )
 
-METHODS = ("kl_div", "m3_kd_loss")
+from bgekit_losses import METHODS
 
 
 class DistillationLoss:

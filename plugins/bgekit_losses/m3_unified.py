@@ -33,7 +33,7 @@ from bgekit_losses.common import (
     teacher_probabilities,
 )
 
-KD_TYPES = ("none", "kl_div", "m3_kd_loss")
+from bgekit_losses import KD_TYPES
 
 
 class M3UnifiedLoss:

@@ -32,6 +32,7 @@ COMMANDS = [
     "bgekit.commands.bench:bench",
     "bgekit.commands.mine:mine",
     "bgekit.commands.score:score",
+    "bgekit.commands.rerank:rerank",
 ]
 
 

@@ -725,11 +725,29 @@ def _check_components(schema: dict[str, Any], tree: _Tree, registry: Registry,
                 located.append((tree.location(name_path, shown), name_path, registry.unknown_message(kind, value["name"])))
             continue
         spec = registry.get(kind, value["name"])
+        mismatch = _loss_task_mismatch(spec, tree.values.get("task"), registry)
+        if mismatch:
+            located.append((tree.location(name_path, shown), name_path, mismatch))
+            continue
         params = component_params_schema(spec)
         default = Origin(SCHEMA_DEFAULT, detail=f"{kind} '{spec.name}'")
         _fill_defaults(params, value, path, tree, default)
         for where, message in _schema_problems(params, value, path):
             located.append((tree.location(where, shown), where, message))
+
+
+#: Tasks that train one kind of model, so their losses must take that model's scores.
+SINGLE_MODEL_TASKS = ("embedder", "reranker")
+
+
+def _loss_task_mismatch(spec: Any, task: Any, registry: Registry) -> str | None:
+    """Why a loss cannot train this recipe's task (an embedder loss for a reranker, ...), or None."""
+    loss_task = getattr(spec, "task", None)
+    if spec.kind != "loss" or task not in SINGLE_MODEL_TASKS or loss_task in (None, task):
+        return None
+    fitting = [s.name for s in registry.all("loss") if getattr(s, "task", None) == task]
+    return (f"loss '{spec.name}' trains a{'n' if loss_task[0] in 'aeiou' else ''} {loss_task}, but this "
+            f"recipe's task is {task}; {task} losses: {', '.join(fitting) or 'none installed'}")
 
 
 def _sorted_problems(located: list[tuple[str, KeyPath, str]], shown: str) -> list[str]:

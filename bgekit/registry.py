@@ -67,9 +67,15 @@ class HeadSpec(ComponentSpec):
 
 @dataclass(frozen=True)
 class LossSpec(ComponentSpec):
-    """A training loss. ``citation`` says where the formula comes from."""
+    """A training loss. ``citation`` says where the formula comes from.
+
+    ``task`` is the recipe task whose scores the loss takes: ``"embedder"``
+    (per-head score matrices from the embedder) or ``"reranker"`` ((Q, G)
+    cross-encoder logits with graded labels).
+    """
 
     citation: str = ""
+    task: str = "embedder"
 
     kind: ClassVar[str] = "loss"
     hook: ClassVar[str] = "bgekit_losses"

@@ -2,10 +2,10 @@
 
 The scores become ``pos_scores`` / ``neg_scores`` for distillation. The
 reranker is any Hugging Face ``AutoModelForSequenceClassification`` with
-one label (BGE rerankers, or a bgekit-trained reranker). Each query is cut
-to its own token budget first (default 3/4 of ``max_length``) and the
-passage fills the rest of the pair, so a long query never pushes the passage
-out. Pairs are batched longest first to cut padding.
+one label (BGE rerankers, or a bgekit-trained reranker), run through
+:class:`bgekit.models.cross_encoder.CrossEncoder`: each query is kept within
+its own token budget (default 3/4 of ``max_length``) and pairs are batched
+longest first.
 
 Scoring is resumable: rows finish in chunks, and each finished chunk is
 appended (and synced) to ``OUTPUT.progress.jsonl`` as raw logits. A killed
@@ -34,32 +34,28 @@ from bgekit.errors import BgekitError
 CHUNK_ROWS = 256
 
 
-class CrossEncoder:
-    """A one-logit sequence classifier scoring (query, passage) pairs."""
+class TeacherScorer:
+    """A trained reranker (:class:`bgekit.models.cross_encoder.CrossEncoder`) scoring pairs as raw logits."""
 
     def __init__(self, path: str, *, device: str = "auto", max_length: int = 512,
                  query_max_length: int | None = None, batch_size: int = 32) -> None:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoConfig
 
         from bgekit.devices import select_backend
         from bgekit.model_paths import resolve_model_path
+        from bgekit.models.cross_encoder import CrossEncoder
         from bgekit.plugins import get_registry
 
         self.path = resolve_model_path(path)
         if not Path(self.path).is_dir():
             raise BgekitError(f"--reranker {path}: not a directory holding a cross-encoder")
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-        self.model = AutoModelForSequenceClassification.from_pretrained(self.path)
-        if self.model.config.num_labels != 1:
-            raise BgekitError(f"{path}: the reranker has {self.model.config.num_labels} labels; a teacher "
-                              "cross-encoder gives one score per pair (num_labels=1)")
+        architectures = getattr(AutoConfig.from_pretrained(self.path), "architectures", None) or []
+        if not any(a.endswith("ForSequenceClassification") for a in architectures):
+            raise BgekitError(f"--reranker {path}: not a trained cross-encoder (no sequence-classification "
+                              "head); a teacher must be a reranker such as BAAI/bge-reranker-v2-m3")
+        self.model = CrossEncoder.from_pretrained(self.path, max_length=max_length, query_max_length=query_max_length)
         self.model.to(select_backend(get_registry(), device).device()).eval()
-        self.max_length = max_length
-        self.query_max_length = query_max_length or max_length * 3 // 4
-        room = max_length - self.tokenizer.num_special_tokens_to_add(pair=True)
-        if not 0 < self.query_max_length < room:
-            raise BgekitError(f"query budget {self.query_max_length} leaves no room for the passage in "
-                              f"{max_length} tokens; lower --query-max-length or raise --max-length")
+        self.max_length, self.query_max_length = self.model.budgets()
         self.batch_size = batch_size
 
     def settings(self) -> dict[str, Any]:
@@ -69,36 +65,9 @@ class CrossEncoder:
         return {"model": model_fingerprint(self.path), "max_length": self.max_length,
                 "query_max_length": self.query_max_length}
 
-    def _cut_queries(self, queries: Sequence[str]) -> dict[str, str]:
-        """Each distinct query cut to its token budget (at a token boundary of the original text)."""
-        distinct = list(dict.fromkeys(queries))
-        encoded = self.tokenizer(distinct, add_special_tokens=False, truncation=True,
-                                 max_length=self.query_max_length, return_offsets_mapping=True)
-        cut = {}
-        for text, offsets in zip(distinct, encoded["offset_mapping"]):
-            cut[text] = text[:offsets[-1][1]] if offsets else text
-        return cut
-
     def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """Raw logits, in the order of ``pairs``."""
-        import torch
-
-        if not pairs:
-            return np.zeros(0, np.float32)
-        cut = self._cut_queries([q for q, _ in pairs])
-        encoded = self.tokenizer([cut[q] for q, _ in pairs], [p for _, p in pairs], truncation="only_second",
-                                 max_length=self.max_length)
-        rows = [{k: encoded[k][i] for k in encoded} for i in range(len(pairs))]
-        order = np.argsort([-len(r["input_ids"]) for r in rows], kind="stable")
-        out = np.zeros(len(pairs), np.float32)
-        device = next(self.model.parameters()).device
-        with torch.no_grad():
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start:start + self.batch_size]
-                features = self.tokenizer.pad([rows[i] for i in chunk], padding=True, return_tensors="pt")
-                logits = self.model(**{k: v.to(device) for k, v in features.items()}).logits
-                out[chunk] = logits[:, 0].float().cpu().numpy()
-        return out
+        return self.model.score(pairs, batch_size=self.batch_size)
 
 
 def file_fingerprint(path: str | os.PathLike) -> str:

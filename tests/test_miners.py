@@ -77,11 +77,16 @@ def _examples() -> list[Example]:
     ]
 
 
-def _expected(examples, pool: Pool, scores: np.ndarray, start: int, end: int, k: int) -> list[list[str]]:
-    """Top-ranked pool passages in the window by brute-force score, positives and query-equal texts out."""
+def _expected(examples, pool: Pool, scores: np.ndarray, start: int, end: int, k: int,
+              lexical: bool = False) -> list[list[str]]:
+    """Top-ranked pool passages in the window by brute-force score, positives and query-equal texts out.
+
+    ``lexical``: passages sharing no token with the query (score 0) are not retrieved at all.
+    """
     out = []
     for i, ex in enumerate(examples):
-        order = sorted(range(len(pool)), key=lambda j: (-scores[i, j], j))[start:end]
+        order = sorted(range(len(pool)), key=lambda j: (-scores[i, j], j))
+        order = [j for j in order if scores[i, j] > 0 or not lexical][start:end]
         banned = {same_text_key(t) for t in ex.pos} | {same_text_key(ex.query)}
         out.append([pool.texts[j] for j in order if same_text_key(pool.texts[j]) not in banned][:k])
     return out
@@ -93,29 +98,34 @@ def _expected(examples, pool: Pool, scores: np.ndarray, start: int, end: int, k:
     ("colbert", {"colbert": 1.0}),
     ("hybrid", {"dense": 1.0, "sparse": 0.3, "colbert": 1.0}),
 ])
-@pytest.mark.parametrize("start,end", [(2, 14), (0, 40)])  # (0, 40): the window holds every positive
-def test_top_sampling_matches_brute_force_ranking(mode, weights, start, end):
+@pytest.mark.parametrize("start,end,k", [(2, 14, 6), (0, 40, 35)])  # (0, 40, 35): nearly the whole pool
+def test_top_sampling_matches_brute_force_ranking(mode, weights, start, end, k):
     model = SeededEmbedder()
     examples = _examples()
     pool_texts = POOL + ["  passage number 3   about topic 3 ", "passage number 12 about topic 5"]  # duplicates
     pool = Pool.build(examples, pool_texts)
     assert len(pool) == len(POOL)  # the whitespace variant and the repeat collapsed
-    params = {"mode": mode, "range": [start, end], "num_negatives": 6, "sampling": "top", "with_scores": True}
+    params = {"mode": mode, "range": [start, end], "num_negatives": k, "sampling": "top", "with_scores": True}
     if mode == "hybrid":
         params["weights"] = weights
     retriever = build_retriever("dense", params, MiningContext(embedder=model))
     mined, stats = mine_examples(examples, retriever, pool, retriever.settings)
 
     scores = brute_scores(model, [e.query for e in examples], pool.texts, weights)
-    expected = _expected(examples, pool, scores, start, end, 6)
+    expected = _expected(examples, pool, scores, start, end, k, lexical=mode == "sparse")
+    filled = 0
     for i, (row, want) in enumerate(zip(mined, expected)):
-        assert row.neg == want, f"row {i}"
+        assert row.neg[:len(want)] == want, f"row {i}"
+        assert len(row.neg) == k and len(set(row.neg)) == k
+        filled += k - len(want)  # sparse search retrieves only passages sharing a token; the rest is fill
         got = np.array(row.neg_scores)
         assert np.allclose(got, [scores[i, pool.id_of(t)] for t in row.neg], atol=1e-4)
         assert np.allclose(row.pos_scores, [scores[i, pool.id_of(t)] for t in row.pos], atol=1e-4)
         assert not {same_text_key(t) for t in row.neg} & {same_text_key(t) for t in row.pos}
         assert same_text_key(row.query) not in {same_text_key(t) for t in row.neg}
-    assert stats.filled_rows == 0 and stats.negatives == 6 * len(examples)
+    assert stats.filled_negatives == filled and stats.negatives == k * len(examples)
+    if mode != "sparse":
+        assert filled == 0
 
 
 def test_faiss_ivf_and_hnsw_agree_with_flat_on_a_small_pool():

@@ -190,14 +190,24 @@ def test_gradient_accumulation_matches_one_big_batch(tmp_path, no_dropout_model_
     """Without in-batch negatives the loss is a mean over queries, so 2 x 4 accumulated = 1 x 8."""
     data = write_data(tmp_path, toy_rows(16))
     loss = {"name": "infonce", "temperature": 0.05, "in_batch_negatives": False}
-    common = dict(max_steps=2, max_grad_norm=0.0)
+    common = dict(max_steps=2, max_grad_norm=1e6)  # never clips, but logs the gradient norm
     r_big = recipe(tmp_path, no_dropout_model_dir, data, out="big", loss=loss, batch_size=8, **common)
     r_acc = recipe(tmp_path, no_dropout_model_dir, data, out="acc", loss=loss, batch_size=4,
                    gradient_accumulation_steps=2, **common)
     for r in (r_big, r_acc):
         r.values["data"].update(shuffle=False, length_grouping=False)
+        r.values["model"]["heads"] = [{"name": "dense", "pooling": "mean"}]
     big, acc = run(r_big), run(r_acc)
+    base = weights(no_dropout_model_dir)
     a, b = weights(Path(big["model_dir"])), weights(Path(acc["model_dir"]))
-    for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5, msg=name)
+    # Adam's first steps are ~lr * sign(grad): float noise can flip the sign of a near-zero
+    # gradient entry, so compare the whole update, not each entry.
+    update_a = torch.cat([(a[n] - base[n]).flatten() for n in base])
+    update_b = torch.cat([(b[n] - base[n]).flatten() for n in base])
+    assert update_a.norm() > 0
+    assert (update_a - update_b).norm() / update_a.norm() < 1e-2
     assert big["final_loss"] == pytest.approx(acc["final_loss"], rel=1e-4)
+    # Adam hides the gradient's scale; the logged norm does not (a missing 1/accumulation doubles it)
+    norms = [[x["grad_norm"] for x in map(json.loads, (tmp_path / out / "metrics.jsonl").read_text().splitlines())
+              if x["event"] == "train"] for out in ("big", "acc")]
+    assert norms[0] == pytest.approx(norms[1], rel=1e-3)

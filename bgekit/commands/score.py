@@ -34,10 +34,10 @@ def score(reranker_path: str, input_path: str, output_path: str, batch_size: int
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from transformers.utils import logging as hf_logging
 
-    from bgekit.teacher import CrossEncoder, score_file
+    from bgekit.teacher import TeacherScorer, score_file
 
     hf_logging.disable_progress_bar()
-    scorer = CrossEncoder(reranker_path, device=device, max_length=max_length,
+    scorer = TeacherScorer(reranker_path, device=device, max_length=max_length,
                           query_max_length=query_max_length, batch_size=batch_size)
     console = Console(stderr=True)
     columns = (TextColumn("scoring rows"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())

@@ -147,6 +147,9 @@ def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = Non
     output_dir = Path(values["output_dir"])
     data = values.get("data") or {}
     dtype = resolve_dtype(config.dtype, backend)  # fail on a bad dtype before loading anything
+    if (values.get("train") or {}).get("select_best"):
+        raise BgekitError("train.select_best is not supported by the embedder task yet; remove it "
+                          "(the final model is the last step's; evaluate.every_steps logs each evaluation)")
 
     examples, errors = load_training_examples(data, registry)
     losses = build_losses(values.get("loss"), registry)

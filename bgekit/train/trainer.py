@@ -78,6 +78,25 @@ class LossTerm:
     weight: float = 1.0
 
 
+#: ``(model, batch, step) -> (loss, named float parts)``: one micro-batch's forward pass and loss.
+#: The embedder's is :meth:`Trainer.embedder_batch_loss`; other tasks (the reranker) pass their own.
+BatchLoss = Callable[[torch.nn.Module, Any, int], tuple[torch.Tensor, dict[str, float]]]
+
+
+def weighted_loss_sum(losses: Sequence[LossTerm], call: Callable[[Callable[..., Any]], Any]
+                      ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Sum of ``weight * call(loss).loss`` over the terms, and their parts (prefixed by loss name when several)."""
+    total = None
+    parts: dict[str, float] = {}
+    for term in losses:
+        out = call(term.fn)
+        weighted = term.weight * out.loss
+        total = weighted if total is None else total + weighted
+        prefix = "" if len(losses) == 1 else f"{term.name}/"
+        parts.update({f"{prefix}{k}": float(v) for k, v in (out.parts or {}).items()})
+    return total, parts
+
+
 @dataclass
 class RunInfo:
     """What lifecycle hooks receive as ``run``."""
@@ -141,11 +160,13 @@ class Trainer:
                  backend: DeviceBackend, process: ProcessContext, run: RunInfo, plugin_manager: Any,
                  restore_model: Callable[[Path], None] | None = None,
                  evaluator: Callable[[torch.nn.Module, int], dict[str, float]] | None = None,
-                 evaluate_every: int = 0, show_progress: bool = True, log_lines: bool = False) -> None:
+                 evaluate_every: int = 0, show_progress: bool = True, log_lines: bool = False,
+                 batch_loss: BatchLoss | None = None) -> None:
         if not losses:
             raise BgekitError("no loss to train: set 'loss' in the recipe")
         self.model = model
         self.losses = list(losses)
+        self.batch_loss: BatchLoss = batch_loss or self.embedder_batch_loss
         self.sampler = sampler
         self.batcher = batcher
         self.collator = collator
@@ -200,22 +221,21 @@ class Trainer:
         return torch.autocast(device_type=self.process.device.type, dtype=TORCH_DTYPES[self.dtype])
 
     # -- one micro-batch ---------------------------------------------------
-    def _micro_step(self, wrapped: torch.nn.Module, batch: TrainBatch, step: int, scale: float,
-                    scaler: Any) -> tuple[torch.Tensor, dict[str, float]]:
+    def embedder_batch_loss(self, wrapped: torch.nn.Module, batch: TrainBatch,
+                            step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """Score every query against every passage per head, then the embedder losses."""
         q = batch.num_queries
         targets = torch.arange(q, device=self.process.device) * batch.group_size
         if self.config.negatives_cross_device and self.process.distributed:
             targets = targets + self.process.rank * batch.num_passages
+        scores = wrapped(batch.queries, batch.passages, cross_device=self.config.negatives_cross_device)
+        return weighted_loss_sum(self.losses, lambda fn: fn(scores, targets, batch.group_size,
+                                                            teacher_scores=batch.teacher_scores, step=step))
+
+    def _micro_step(self, wrapped: torch.nn.Module, batch: Any, step: int, scale: float,
+                    scaler: Any) -> tuple[torch.Tensor, dict[str, float]]:
         with self._autocast():
-            scores = wrapped(batch.queries, batch.passages, cross_device=self.config.negatives_cross_device)
-            total = None
-            parts: dict[str, float] = {}
-            for term in self.losses:
-                out = term.fn(scores, targets, batch.group_size, teacher_scores=batch.teacher_scores, step=step)
-                weighted = term.weight * out.loss
-                total = weighted if total is None else total + weighted
-                prefix = "" if len(self.losses) == 1 else f"{term.name}/"
-                parts.update({f"{prefix}{k}": float(v) for k, v in (out.parts or {}).items()})
+            total, parts = self.batch_loss(wrapped, batch, step)
         loss = total.float() * scale
         (scaler.scale(loss) if scaler is not None else loss).backward()
         return total.detach().float(), parts
@@ -223,7 +243,8 @@ class Trainer:
     # -- the loop ----------------------------------------------------------
     def train(self) -> TrainResult:
         cfg = self.config
-        ckpt.remove_stale_temps(self.output_dir) if self.process.is_main else None
+        if self.process.is_main:
+            ckpt.remove_stale_temps(self.output_dir)  # left by a run killed while saving
         wrapped = self._wrap()
         optimizer, scheduler = self._build_optimizer(self.model)
         scaler = torch.amp.GradScaler(self.process.device.type) if self.dtype == "fp16" else None

@@ -14,7 +14,8 @@ tokens through :meth:`bgekit.models.Embedder.encode`.
     python benchmarks/mine_throughput.py --pools 10000 100000 --queries 1000
     python benchmarks/mine_throughput.py --encode-shape large --encode-passages 2048 --dtype bf16   # a GPU
 
-Prints one JSON object.
+Prints one JSON line per measurement as it finishes (HNSW builds are slow on
+few CPU cores; ``--indexes Flat IVF`` skips them).
 """
 
 from __future__ import annotations
@@ -113,23 +114,21 @@ def main() -> None:
     import torch
 
     cuda = torch.cuda.is_available()
-    results: dict = {"machine": {"platform": platform.platform(), "torch": torch.__version__,
-                                 "faiss": faiss.__version__, "faiss_gpus": faiss.get_num_gpus(),
-                                 "cpu_threads": torch.get_num_threads(),
-                                 "cuda": torch.cuda.get_device_name(0) if cuda else None},
-                     "search": [], "encode": []}
+    show = lambda kind, result: print(json.dumps({kind: result}), flush=True)  # noqa: E731
+    show("machine", {"platform": platform.platform(), "torch": torch.__version__, "faiss": faiss.__version__,
+                     "faiss_gpus": faiss.get_num_gpus(), "cpu_threads": torch.get_num_threads(),
+                     "cuda": torch.cuda.get_device_name(0) if cuda else None})
+    if args.encode_shape != "none":
+        show("encode", bench_encode(args.encode_shape, args.encode_passages, args.passage_len,
+                                    args.batch_size, "cpu", "fp32"))
+        if cuda:
+            show("encode", bench_encode(args.encode_shape, args.encode_passages, args.passage_len,
+                                        args.batch_size, "cuda", args.dtype))
     for size in args.pools:
         for index in args.indexes:
-            results["search"].append(bench_search(size, args.queries, args.dim, index, False, args.range))
+            show("search", bench_search(size, args.queries, args.dim, index, False, args.range))
         if cuda:
-            results["search"].append(bench_search(size, args.queries, args.dim, "Flat", True, args.range))
-    if args.encode_shape != "none":
-        results["encode"].append(bench_encode(args.encode_shape, args.encode_passages, args.passage_len,
-                                              args.batch_size, "cpu", "fp32"))
-        if cuda:
-            results["encode"].append(bench_encode(args.encode_shape, args.encode_passages, args.passage_len,
-                                                  args.batch_size, "cuda", args.dtype))
-    print(json.dumps(results, indent=2))
+            show("search", bench_search(size, args.queries, args.dim, "Flat", True, args.range))
 
 
 if __name__ == "__main__":

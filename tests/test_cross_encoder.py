@@ -111,3 +111,16 @@ def test_two_label_classifier_is_not_a_reranker(tmp_path):
     AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(path, num_labels=2)).save_pretrained(path)
     with pytest.raises(BgekitError, match="2 labels"):
         CrossEncoder.from_pretrained(path)
+
+
+def test_sentence_transformers_cross_encoder_scores_a_saved_reranker_the_same(reranker_dir, tmp_path):
+    st = pytest.importorskip("sentence_transformers")
+    model = CrossEncoder.from_pretrained(reranker_dir, max_length=64)
+    model.save_pretrained(tmp_path / "saved")
+    pairs = [(QUERY, PASSAGE), ("长江有多长？", "长江全长约六千三百公里。"), (QUERY, "红楼梦的作者是曹雪芹。")]
+    ours = model.score(pairs)
+    theirs = st.CrossEncoder(str(tmp_path / "saved"), max_length=64, device="cpu")
+    raw = theirs.predict([list(p) for p in pairs], activation_fn=torch.nn.Identity())
+    np.testing.assert_allclose(raw, ours, atol=1e-4)
+    # its default for one-label models is a sigmoid: bgekit's normalize
+    np.testing.assert_allclose(theirs.predict([list(p) for p in pairs]), model.score(pairs, normalize=True), atol=1e-4)

@@ -100,11 +100,13 @@ def test_a_killed_run_resumes_without_rescoring(tmp_path, reranker_dir):
     assert not progress_path(out).exists()
 
 
-def test_progress_of_another_input_is_refused(tmp_path, reranker_dir):
+def test_progress_of_another_input_is_refused(tmp_path, reranker_dir, tiny_model_dir):
     train = _train(tmp_path)
     out = tmp_path / "scored.jsonl"
     progress_path(out).write_text('{"fingerprint": "something else"}\n', encoding="utf-8")
     with pytest.raises(BgekitError, match="delete it"):
         score_file(train, out, TeacherScorer(str(reranker_dir), device="cpu"))
+    with pytest.raises(BgekitError, match="not a trained cross-encoder"):
+        TeacherScorer(str(tiny_model_dir), device="cpu")  # a plain encoder would score with a random head
     with pytest.raises(BgekitError, match="no room"):
         TeacherScorer(str(reranker_dir), device="cpu", max_length=16, query_max_length=15)

@@ -25,7 +25,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from bgekit.model_paths import resolve_model_path
 
-DATA = Path(__file__).resolve().parent.parent / "examples" / "data" / "bible-web-kjv" / "eval"
+DATA = Path(__file__).resolve().parent.parent / "examples" / "data" / "bible-web-wycliffe" / "eval"
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -154,6 +154,9 @@ def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = Non
     output_dir = Path(values["output_dir"])
     data = values.get("data") or {}
     dtype = resolve_dtype(config.dtype, backend)  # fail on a bad dtype before loading anything
+    if (values.get("train") or {}).get("select_best"):
+        raise BgekitError("train.select_best is not supported by the reranker task (it does not evaluate "
+                          "during training); remove it")
 
     examples, errors = load_training_examples(data, registry)
     losses = build_losses(check_reranker_losses(values.get("loss"), registry), registry)
@@ -166,6 +169,10 @@ def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = Non
         seed_everything(config.seed)
         model_values = values["model"]
         model = build_model(model_values)
+        with_scores = sum(e.pos_scores is not None and e.neg_scores is not None for e in examples)
+        if 0 < with_scores < len(examples) and process.is_main:
+            console.print(f"[yellow]{with_scores} of {len(examples)} examples have teacher scores; a batch "
+                          "with any example without them has no teacher scores for its losses[/yellow]")
         sampler = GroupSampler(examples, data.get("group_size", 8), seed=config.seed)
         batcher = LengthGroupedBatcher([example_length(e) for e in examples], config.batch_size,
                                        seed=config.seed, shuffle=data.get("shuffle", True),

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from bgekit.cli import main
 from bgekit.data.documents import read_document
 from bgekit.data.sentences import chapter_heading, split_sentences
-from bgekit.data.split import Measure, split_document
+from bgekit.data.split import Measure
 
 BOOKS = Path(__file__).parent / "data" / "books"
 ZH, EN = BOOKS / "hongloumeng.txt", BOOKS / "pride.txt"

@@ -35,7 +35,6 @@ def encode(model_path: str, input_path: str, output_path: str, dense: bool, spar
 
     from bgekit.devices import select_backend
     from bgekit.encode import encode_file
-    from bgekit.model_paths import resolve_model_path
     from bgekit.models import Embedder
     from bgekit.plugins import get_registry
 
@@ -44,7 +43,7 @@ def encode(model_path: str, input_path: str, output_path: str, dense: bool, spar
     hf_logging.disable_progress_bar()  # our own bar is the one that matters
     registry = get_registry()
     backend = select_backend(registry, device)
-    model = Embedder.from_pretrained(resolve_model_path(model_path), registry=registry)
+    model = Embedder.from_pretrained(model_path, registry=registry)
     model.to(backend.device())
     heads = [name for name, wanted in (("dense", dense), ("sparse", sparse), ("colbert", colbert)) if wanted]
     heads = heads or list(model.heads)

@@ -54,7 +54,11 @@ def emit(results, as_json: bool, title: str, report_dir: str | None) -> None:
 def eval_group() -> None:
     """Evaluate runs and retrievers with metrics equal to trec_eval's.
 
-    (Reranker and retrieve-then-rerank evaluation will come with the reranker model.)
+    \b
+    Example:
+      bgekit eval metrics --qrels qrels.tsv --run run.trec --metrics ndcg@10 recall@100
+      bgekit eval retriever --model runs/m3/model --corpus corpus.jsonl \\
+          --queries queries.jsonl --qrels qrels.tsv --mode hybrid
     """
 
 

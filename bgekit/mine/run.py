@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -14,7 +13,6 @@ from bgekit.errors import BgekitError
 from bgekit.mine.engine import MiningStats, check_compatible, mine_examples
 from bgekit.mine.pool import Pool, read_pool_file
 from bgekit.mine.retriever import MiningContext, Retriever
-from bgekit.mine.settings import MiningSettings
 
 #: row errors quoted in the message before "... and N more"
 SHOWN_ERRORS = 10

@@ -110,7 +110,7 @@ class Embedder(torch.nn.Module):
     def from_pretrained(cls, name_or_path: str, heads: list[dict] | None = None, *,
                         revision: str | None = None, trust_remote_code: bool = False,
                         registry: Any = None) -> "Embedder":
-        """Load an encoder (directory or hub id) and build ``heads`` on it.
+        """Load an encoder (directory, hub id or ``pkg:NAME``) and build ``heads`` on it.
 
         ``heads`` is a list of ``{"name": ..., **params}``; ``None`` takes
         what the directory says (``bgekit_heads.json``, else dense plus the
@@ -123,7 +123,9 @@ class Embedder(torch.nn.Module):
             from bgekit.plugins import get_registry
 
             registry = get_registry()
-        name_or_path = str(name_or_path)
+        from bgekit.model_paths import resolve_model_path
+
+        name_or_path = resolve_model_path(str(name_or_path))
         if heads is None:
             heads = _heads_from_layout(name_or_path, revision)
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, revision=revision,

@@ -20,7 +20,6 @@ from bgekit.data.example import Example, RowError
 from bgekit.data.readers import read_examples
 from bgekit.devices import DeviceBackend
 from bgekit.errors import BgekitError
-from bgekit.model_paths import resolve_model_path
 from bgekit.plugins import get_plugin_manager
 from bgekit.registry import Registry
 from bgekit.train import checkpoint as ckpt
@@ -94,7 +93,7 @@ def build_model(model_values: dict[str, Any], registry: Registry) -> Any:
     from bgekit.models import Embedder
 
     model = Embedder.from_pretrained(
-        resolve_model_path(model_values["name_or_path"]), heads=model_values.get("heads") or None,
+        model_values["name_or_path"], heads=model_values.get("heads") or None,
         revision=model_values.get("revision"), trust_remote_code=bool(model_values.get("trust_remote_code")),
         registry=registry,
     )

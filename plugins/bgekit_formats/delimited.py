@@ -52,7 +52,7 @@ def parse_list_cell(cell: str, column: str) -> Any:
         try:
             return ast.literal_eval(text)
         except (ValueError, SyntaxError, MemoryError, RecursionError):
-            raise ValueError(f"looks like a list but is neither a JSON list nor a Python list literal") from None
+            raise ValueError("looks like a list but is neither a JSON list nor a Python list literal") from None
     if column.endswith("_scores"):
         try:
             return [float(text)]

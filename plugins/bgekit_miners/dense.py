@@ -79,13 +79,12 @@ class DenseRetriever(Retriever):
         if not self.context.model:
             raise BgekitError("the dense miner needs a model: pass --model DIR (or set model.name_or_path)")
         from bgekit.devices import select_backend
-        from bgekit.model_paths import resolve_model_path
         from bgekit.models import Embedder
         from bgekit.plugins import get_registry
 
         registry = get_registry()
         backend = select_backend(registry, self.context.device)
-        model = Embedder.from_pretrained(resolve_model_path(self.context.model), registry=registry)
+        model = Embedder.from_pretrained(self.context.model, registry=registry)
         return model.to(backend.device()).eval()
 
     def _max_length(self, is_query: bool) -> int:

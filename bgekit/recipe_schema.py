@@ -17,6 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 TASKS = ["embedder", "reranker", "joint", "mine", "evaluate"]
+#: Pipeline steps (:mod:`bgekit.pipeline`), in the only order they may run.
+STEPS = ["mine", "score", "train", "evaluate"]
 
 
 def _obj(properties: dict[str, Any], required: list[str] | None = None, description: str = "") -> dict[str, Any]:
@@ -86,7 +88,12 @@ def outer_schema() -> dict[str, Any]:
         "required": ["task", "model", "output_dir"],
         "properties": {
             "extends": _str(None, "a base recipe to start from (path relative to this file)"),
-            "task": {"enum": TASKS, "description": "which job this recipe runs"},
+            "task": {"enum": TASKS, "description": "which job this recipe runs (with steps: what 'train' trains)"},
+            "steps": {"type": "array", "items": {"enum": STEPS}, "uniqueItems": True, "default": [],
+                      "description": "a pipeline run in order, each step reading the previous one's output "
+                                     "(mine -> output_dir/mined.jsonl, score -> scored.jsonl, train -> model, "
+                                     "evaluate -> eval/metrics.json); a step already done for the same inputs "
+                                     "and settings is skipped. Empty: run the task alone"},
             "output_dir": _str(None, "where models, logs and the resolved recipe go"),
             "seed": _int(42, "seed for sampling, shuffling and initialisation"),
             "model": _obj(
@@ -120,6 +127,18 @@ def outer_schema() -> dict[str, Any]:
                 "description": "a loss, or a list of losses whose weighted sum is trained",
             },
             "miner": {"$component": "miner"},
+            "score": _obj(
+                {
+                    "reranker": _str(None, "teacher cross-encoder for the score step (e.g. BAAI/bge-reranker-v2-m3 "
+                                           "or a local directory)", nullable=True),
+                    "batch_size": _int(32, "pairs per batch", 1),
+                    "max_length": _int(512, "tokens per (query, passage) pair", 8),
+                    "query_max_length": _int(None, "tokens a query may take of the pair (default: 3/4 of "
+                                                   "max_length)", 1),
+                    "normalize": _bool(False, "write sigmoid(logit) in [0, 1] instead of raw logits"),
+                },
+                description="teacher scores (pos_scores/neg_scores) for the 'score' pipeline step",
+            ),
             "train": _obj(
                 {
                     "epochs": _num(1, "passes over the data", 0),

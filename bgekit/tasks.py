@@ -3,7 +3,8 @@
 Each task maps to ``module:function``, imported only when a recipe runs it,
 so ``bgekit recipes validate`` and ``bgekit --help`` never import torch. A
 runner has the signature ``run(recipe: Recipe, backend: DeviceBackend) -> dict``
-and returns a small summary (paths written, final metrics).
+and returns a small summary (paths written, final metrics). A recipe with
+``steps`` runs them through :mod:`bgekit.pipeline` instead.
 """
 
 from __future__ import annotations
@@ -44,7 +45,13 @@ def runner_for(task: str) -> Callable[..., dict[str, Any]]:
 
 
 def run_task(recipe: "Recipe", backend: "DeviceBackend") -> dict[str, Any]:
-    """Save the resolved recipe beside the outputs, then run the recipe's task."""
+    """Save the resolved recipe beside the outputs, then run the recipe's ``steps`` or else its task."""
+    if recipe.values.get("steps"):
+        from bgekit.pipeline import check_order, run_pipeline
+
+        check_order(list(recipe.values["steps"]), recipe.values.get("task"))
+        recipe.save(recipe.values["output_dir"])
+        return run_pipeline(recipe, backend)
     runner = runner_for(recipe.values["task"])
     recipe.save(recipe.values["output_dir"])
     return runner(recipe, backend)

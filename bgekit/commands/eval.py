@@ -1,7 +1,8 @@
-"""`bgekit eval`: metrics of a run file, and of a retriever on BEIR-style data."""
+"""`bgekit eval`: metrics of a run file, and of a retriever, a reranker or both on BEIR-style data."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Sequence
@@ -14,10 +15,14 @@ from bgekit.recipe_schema import EVAL_DATA
 DEFAULT_METRICS: list[str] = list(EVAL_DATA["properties"]["metrics"]["default"])
 
 
-def split_metrics(values: Sequence[str]) -> list[str]:
+#: a reranker's defaults add top-1 accuracy, the number reranker papers report
+RERANKER_METRICS: list[str] = DEFAULT_METRICS + ["accuracy@1"]
+
+
+def split_metrics(values: Sequence[str], defaults: Sequence[str] = DEFAULT_METRICS) -> list[str]:
     """``--metrics ndcg@10,recall@100 --metrics map`` -> three names; none given -> the defaults."""
     names = [n.strip() for v in values for n in v.split(",") if n.strip()]
-    return names or list(DEFAULT_METRICS)
+    return names or list(defaults)
 
 
 def metrics_option(func):
@@ -52,13 +57,16 @@ def emit(results, as_json: bool, title: str, report_dir: str | None) -> None:
 
 @click.group("eval")
 def eval_group() -> None:
-    """Evaluate runs and retrievers with metrics equal to trec_eval's.
+    """Evaluate runs, retrievers and rerankers with metrics equal to trec_eval's.
 
     \b
     Example:
       bgekit eval metrics --qrels qrels.tsv --run run.trec --metrics ndcg@10 recall@100
       bgekit eval retriever --model runs/m3/model --corpus corpus.jsonl \\
           --queries queries.jsonl --qrels qrels.tsv --mode hybrid
+      bgekit eval reranker --model runs/reranker/model --eval-data my_beir/ --run bm25.trec --top-k 100
+      bgekit eval pipeline --retriever runs/m3/model --reranker runs/reranker/model \\
+          --eval-data my_beir/ --retrieve-top 100 --rerank-top 20
     """
 
 
@@ -82,6 +90,10 @@ def metrics_command(qrels: str, run_path: str, metrics: tuple[str, ...], complet
     column is ignored, and only queries in both files count (with --complete,
     every qrels query), exactly as trec_eval does. A query whose judgements
     are all 0 has nothing relevant: it counts, with 0 on every metric.
+
+    \b
+    Example:
+      bgekit eval metrics --qrels qrels.tsv --run run.trec --metrics ndcg@10,recall@100 --json
     """
     from bgekit.evaluate.judged import judge_run
     from bgekit.evaluate.metrics import resolve
@@ -113,31 +125,57 @@ def eval_data_options(func):
     return func
 
 
-def retrieval_options(func):
-    options = [
-        click.option("--mode", type=click.Choice(["dense", "sparse", "colbert", "hybrid"]), default="dense",
-                     show_default=True, help="which head(s) retrieve; colbert re-scores dense+sparse candidates"),
-        click.option("--weights", default="1,0.3,1", show_default=True,
-                     help="hybrid weights of dense,sparse,colbert scores"),
-        click.option("--top-k", type=click.IntRange(min=1), default=100, show_default=True,
-                     help="documents retrieved per query"),
-        click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
-                     help="texts encoded per batch"),
-        click.option("--query-max-length", type=click.IntRange(min=1), help="query length in tokens (default 64)"),
-        click.option("--passage-max-length", type=click.IntRange(min=1),
-                     help="passage length in tokens (default 512)"),
-        click.option("--device", default="auto", show_default=True, help="device backend: auto, cpu, cuda, ascend"),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+#: every model option of the eval, compare commands; each command picks the ones it takes
+MODEL_OPTIONS = {
+    "mode": click.option("--mode", type=click.Choice(["dense", "sparse", "colbert", "hybrid"]), default="dense",
+                         show_default=True, help="which head(s) retrieve; colbert re-scores dense+sparse candidates"),
+    "weights": click.option("--weights", default="1,0.3,1", show_default=True,
+                            help="hybrid weights of dense,sparse,colbert scores"),
+    "top_k": click.option("--top-k", type=click.IntRange(min=1), default=100, show_default=True,
+                          help="documents retrieved per query (a retriever), or taken from --run (a reranker)"),
+    "batch_size": click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+                               help="texts encoded, or pairs scored, per batch"),
+    "query_max_length": click.option("--query-max-length", type=click.IntRange(min=1),
+                                     help="query length in tokens (retriever default 64; reranker default 3/4 "
+                                          "of --max-length)"),
+    "passage_max_length": click.option("--passage-max-length", type=click.IntRange(min=1),
+                                       help="passage length in tokens of a retriever (default 512)"),
+    "max_length": click.option("--max-length", type=click.IntRange(min=8), default=512, show_default=True,
+                               help="tokens per (query, passage) pair of a reranker"),
+    "run": click.option("--run", "run_path", type=click.Path(exists=True, dir_okay=False),
+                        help="TREC run whose --top-k documents per query the reranker re-orders "
+                             "(default: each query's judged documents in the qrels, and nothing else)"),
+    "device": click.option("--device", default="auto", show_default=True,
+                           help="device backend: auto, cpu, cuda, ascend"),
+}
+
+
+def model_options(*names: str):
+    """The :data:`MODEL_OPTIONS` called ``names``, in that order."""
+    def decorate(func):
+        for name in reversed(names):
+            func = MODEL_OPTIONS[name](func)
+        return func
+    return decorate
+
+
+retrieval_options = model_options("mode", "weights", "top_k", "batch_size", "query_max_length",
+                                  "passage_max_length", "device")
+reranker_options = model_options("run", "top_k", "batch_size", "max_length", "query_max_length", "device")
 
 
 def resolve_eval_data(eval_data: str | None, split: str, corpus: str | None, queries: str | None,
                       qrels: str | None):
     """Load evaluation data from --eval-data and/or the single-file options (which win)."""
-    from bgekit.errors import BgekitError
     from bgekit.evaluate.retrieval import load_eval_data
+
+    return load_eval_data(*eval_data_paths(eval_data, split, corpus, queries, qrels))
+
+
+def eval_data_paths(eval_data: str | None, split: str, corpus: str | None, queries: str | None,
+                    qrels: str | None) -> tuple[str, str, str]:
+    """(corpus, queries, qrels) from --eval-data and/or the single-file options (which win)."""
+    from bgekit.errors import BgekitError
 
     if eval_data:
         from bgekit.data.beir import find_beir_files
@@ -148,12 +186,16 @@ def resolve_eval_data(eval_data: str | None, split: str, corpus: str | None, que
                if not value]
     if missing:
         raise BgekitError(f"missing {', '.join(missing)}; give them, or --eval-data DIR with a BEIR layout")
-    return load_eval_data(corpus, queries, qrels)
+    return corpus, queries, qrels
 
 
 def run_retriever_eval(model_path: str, data, names: list[str], options: dict, label: str | None = None):
     """Load a model, evaluate it on ``data`` and return (result, retrieval)."""
-    from bgekit.evaluate.retrieval import evaluate_retriever, load_embedder, parse_weights
+    from bgekit.evaluate.retrieval import (
+        evaluate_retriever,
+        load_embedder,
+        parse_weights,
+    )
 
     model = load_embedder(model_path, options["device"])
     result, found = evaluate_retriever(
@@ -165,14 +207,58 @@ def run_retriever_eval(model_path: str, data, names: list[str], options: dict, l
     return result, found
 
 
-def save_retriever_result(output_dir: str, result, found) -> None:
-    """``run.trec``, ``metrics.json`` and ``per_query.jsonl`` into ``output_dir``."""
-    from bgekit.data.atomic import atomic_write
-    from bgekit.evaluate.results import RUN_FILE, write_result
+def save_result(output_dir: str | Path, result, ranking) -> None:
+    """``run.trec`` (from ``ranking.run_lines``), ``metrics.json`` and ``per_query.jsonl`` into ``output_dir``."""
+    from bgekit.evaluate.results import run_tag, write_result
 
-    with atomic_write(Path(output_dir) / RUN_FILE) as fh:
-        fh.writelines(found.run_lines(tag=result.label.replace(" ", "_") or "bgekit"))
-    write_result(output_dir, result)
+    write_result(output_dir, result, ranking.run_lines(tag=run_tag(result.label)))
+
+
+@contextlib.contextmanager
+def pair_progress(total: int, quiet: bool = False):
+    """A transient progress bar on stderr; yields the ``progress(n)`` callback scoring takes."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    if quiet:
+        yield None
+        return
+    columns = (TextColumn("reranking"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("rerank", total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def load_rerank_inputs(eval_data: str | None, split: str, corpus: str | None, queries: str | None,
+                       qrels: str | None, run_path: str | None, top_k: int):
+    """Candidates (from --run, or the qrels) and their texts, for a reranker."""
+    from bgekit.evaluate.reranking import load_rerank_data
+
+    corpus, queries, qrels = eval_data_paths(eval_data, split, corpus, queries, qrels)
+    return load_rerank_data(corpus, queries, qrels, run=run_path, top_k=top_k)
+
+
+def run_reranker_eval(model_path: str, data, names: list[str], options: dict, label: str | None = None,
+                      quiet: bool = False):
+    """Load a reranker, evaluate it on ``data`` (a RerankData) and return (result, reranking)."""
+    from transformers.utils import logging as hf_logging
+
+    from bgekit.evaluate.reranking import evaluate_reranker, load_cross_encoder
+
+    hf_logging.disable_progress_bar()  # our own bar follows
+    model = load_cross_encoder(model_path, options["device"], max_length=options["max_length"],
+                               query_max_length=options["query_max_length"])
+    with pair_progress(data.num_pairs, quiet) as progress:
+        result, reranked = evaluate_reranker(model, data, names, label=label or Path(model_path).name,
+                                             top_k=options["top_k"], batch_size=options["batch_size"],
+                                             progress=progress)
+    result.info["model"] = str(model_path)
+    return result, reranked
 
 
 @eval_group.command("retriever")
@@ -194,6 +280,10 @@ def retriever_command(model_path: str, eval_data: str | None, split: str, corpus
     lexical matching; colbert re-scores the union of the dense and sparse top
     k, and hybrid sums the weighted scores of the three heads over the same
     candidates. Only judged queries are encoded.
+
+    \b
+    Example:
+      bgekit eval retriever --model runs/m3/model --eval-data my_beir/ --mode hybrid --output results/m3
     """
     from bgekit.evaluate.metrics import resolve
 
@@ -202,5 +292,109 @@ def retriever_command(model_path: str, eval_data: str | None, split: str, corpus
     data = resolve_eval_data(eval_data, split, corpus, queries, qrels)
     result, found = run_retriever_eval(model_path, data, names, options)
     if output_dir:
-        save_retriever_result(output_dir, result, found)
+        save_result(output_dir, result, found)
     emit([result], as_json, f"{model_path} ({options['mode']})", report_dir)
+
+
+@eval_group.command("reranker")
+@click.option("--model", "model_path", required=True, type=click.Path(exists=True, file_okay=False),
+              help="a saved reranker directory (AutoModelForSequenceClassification, one label)")
+@eval_data_options
+@reranker_options
+@metrics_option
+@click.option("--output", "output_dir", type=click.Path(file_okay=False),
+              help="write run.trec, metrics.json and per_query.jsonl here")
+@report_option
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+def reranker_command(model_path: str, eval_data: str | None, split: str, corpus: str | None, queries: str | None,
+                     qrels: str | None, run_path: str | None, metrics: tuple[str, ...], output_dir: str | None,
+                     report_dir: str | None, as_json: bool, **options) -> None:
+    """Re-order candidates with a reranker and score the new ranking against qrels.
+
+    With --run, each judged query's best --top-k documents of the run (in
+    trec_eval's order) are re-ordered. Without it, the candidates are each
+    query's judged documents in the qrels (relevant and non-relevant) and
+    nothing else: the metrics then measure ordering only. Default metrics add
+    accuracy@1 (share of queries whose first document is relevant).
+
+    \b
+    Example:
+      bgekit eval reranker --model runs/reranker/model --eval-data my_beir/ \\
+          --run bm25.trec --top-k 100 --output results/reranker
+    """
+    from bgekit.evaluate.metrics import resolve
+
+    names = split_metrics(metrics, RERANKER_METRICS)
+    resolve(names)
+    data = load_rerank_inputs(eval_data, split, corpus, queries, qrels, run_path, options["top_k"])
+    result, reranked = run_reranker_eval(model_path, data, names, options, quiet=as_json)
+    if output_dir:
+        save_result(output_dir, result, reranked)
+    what = f"top {options['top_k']} of {run_path}" if run_path else "judged documents"
+    emit([result], as_json, f"{model_path} reranking {what}", report_dir)
+
+
+@eval_group.command("pipeline")
+@click.option("--retriever", "retriever_path", required=True, type=click.Path(exists=True, file_okay=False),
+              help="a saved embedder directory (FlagEmbedding layout)")
+@click.option("--reranker", "reranker_path", required=True, type=click.Path(exists=True, file_okay=False),
+              help="a saved reranker directory")
+@eval_data_options
+@click.option("--retrieve-top", type=click.IntRange(min=1), default=100, show_default=True,
+              help="documents the retriever returns per query")
+@click.option("--rerank-top", type=click.IntRange(min=1),
+              help="of those, how many the reranker re-orders  [default: all of --retrieve-top]")
+@model_options("mode", "weights", "batch_size", "query_max_length", "passage_max_length", "max_length", "device")
+@metrics_option
+@click.option("--output", "output_dir", type=click.Path(file_okay=False),
+              help="write run.trec, metrics.json and per_query.jsonl here, the retriever's alone under retriever/")
+@report_option
+@click.option("--json", "as_json", is_flag=True, help="print JSON (retriever, then pipeline) instead of a table")
+def pipeline_command(retriever_path: str, reranker_path: str, eval_data: str | None, split: str,
+                     corpus: str | None, queries: str | None, qrels: str | None, retrieve_top: int,
+                     rerank_top: int | None, metrics: tuple[str, ...], output_dir: str | None,
+                     report_dir: str | None, as_json: bool, **options) -> None:
+    """Retrieve the top N with a retriever, re-order the top M with a reranker, and score both.
+
+    The pipeline's run holds N documents per query (fewer if the corpus is
+    smaller): the reranker's order of the first M, then the retriever's order
+    of the rest. The retriever's own metrics on its top N are shown beside it
+    (and saved under OUTPUT/retriever). --query-max-length and
+    --passage-max-length are the retriever's; --max-length is the reranker's
+    pair length (its query takes at most 3/4 of it).
+
+    \b
+    Example:
+      bgekit eval pipeline --retriever runs/m3/model --reranker runs/reranker/model \\
+          --eval-data my_beir/ --retrieve-top 100 --rerank-top 20 --output results/pipeline
+    """
+    from bgekit.evaluate.metrics import resolve
+    from bgekit.evaluate.reranking import (
+        evaluate_pipeline,
+        load_cross_encoder,
+        pipeline_depths,
+    )
+    from bgekit.evaluate.retrieval import load_embedder, parse_weights
+
+    names = split_metrics(metrics, RERANKER_METRICS)
+    resolve(names)
+    weights = parse_weights(options["weights"])
+    rerank_top = pipeline_depths(retrieve_top, rerank_top)  # fails before anything loads
+    data = resolve_eval_data(eval_data, split, corpus, queries, qrels)
+    retriever = load_embedder(retriever_path, options["device"])
+    reranker = load_cross_encoder(reranker_path, options["device"], max_length=options["max_length"])
+    reranked_pairs = len(data.query_ids) * min(rerank_top, len(data.doc_ids))
+    with pair_progress(reranked_pairs, as_json) as progress:
+        result, final, first, found = evaluate_pipeline(
+            retriever, reranker, data, names, retrieve_top=retrieve_top, rerank_top=rerank_top,
+            label=f"{Path(retriever_path).name} + {Path(reranker_path).name}", mode=options["mode"],
+            weights=weights, batch_size=options["batch_size"], query_max_length=options["query_max_length"],
+            passage_max_length=options["passage_max_length"], max_length=options["max_length"], progress=progress)
+    first.label = f"{Path(retriever_path).name} (retriever only)"
+    result.info.update({"retriever": str(retriever_path), "reranker": str(reranker_path)})
+    first.info["model"] = str(retriever_path)
+    if output_dir:
+        save_result(output_dir, result, final)
+        save_result(Path(output_dir) / "retriever", first, found)
+    emit([first, result], as_json, f"retrieve top {retrieve_top} ({options['mode']}), rerank top {rerank_top}",
+         report_dir)

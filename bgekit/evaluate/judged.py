@@ -74,11 +74,16 @@ def _evaluated(run_qids: Sequence[str], qrels: Qrels, complete: bool) -> list[st
     return qids
 
 
+def trec_order(docs: Mapping[str, float]) -> list[tuple[str, float]]:
+    """One query's ``(docid, score)`` pairs in trec_eval's order: score, then document id, descending."""
+    return sorted(docs.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
+
+
 def judge_run(run: Mapping[str, Mapping[str, float]], qrels: Qrels, *, complete: bool = False,
               relevance_level: int = RELEVANCE_LEVEL) -> Judged:
     """Rank a dict run the trec_eval way and look up each document's grade."""
     qids = _evaluated(list(run), qrels, complete)
-    ranked = [sorted(run.get(q, {}).items(), key=lambda kv: (kv[1], kv[0]), reverse=True) for q in qids]
+    ranked = [trec_order(run.get(q, {})) for q in qids]
     depth = max((len(r) for r in ranked), default=0)
     grades = np.zeros((len(qids), depth), dtype=np.float32)
     for i, (qid, docs) in enumerate(zip(qids, ranked)):

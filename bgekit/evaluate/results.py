@@ -19,7 +19,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -75,10 +75,19 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def write_result(directory: str | Path, result: EvalResult) -> Path:
-    """Write ``metrics.json`` and ``per_query.jsonl`` into ``directory`` (atomically, each)."""
+def run_tag(label: str) -> str:
+    """The ``tag`` column of a result's ``run.trec``: its label without spaces."""
+    return label.replace(" ", "_") or "bgekit"
+
+
+def write_result(directory: str | Path, result: EvalResult, run_lines: Iterable[str] | None = None) -> Path:
+    """Write ``metrics.json``, ``per_query.jsonl`` and, given its lines, ``run.trec`` into ``directory``
+    (atomically, each)."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
+    if run_lines is not None:
+        with atomic_write(out / RUN_FILE) as fh:
+            fh.writelines(run_lines)
     values = result.values
     lines = []
     for i, qid in enumerate(values.qids):

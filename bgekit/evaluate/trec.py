@@ -102,3 +102,12 @@ def format_run_lines(
                 break
             rank += 1
             yield f"{qid} Q0 {doc_ids[idx]} {rank} {score:.9g} {tag}\n"
+
+
+def format_dict_run_lines(run: Run, tag: str) -> Iterable[str]:
+    """TREC run lines for a dict run, each query ranked as trec_eval ranks it."""
+    from bgekit.evaluate.judged import trec_order
+
+    for qid, docs in run.items():
+        for rank, (docid, score) in enumerate(trec_order(docs), start=1):
+            yield f"{qid} Q0 {docid} {rank} {score:.9g} {tag}\n"

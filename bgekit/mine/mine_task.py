@@ -1,7 +1,8 @@
 """``task: mine`` in a recipe: mine negatives for ``data.train`` into ``output_dir/mined.jsonl``.
 
 The miner and its parameters come from the recipe's ``miner`` section
-(default: the dense miner with its schema defaults), the model and encoding
+(default: the dense miner with its schema defaults; ``miner.corpus`` is the
+candidate pool), the model and encoding
 lengths from ``model``; the summary is saved as ``output_dir/mine_summary.json``.
 """
 
@@ -37,7 +38,9 @@ def run(recipe: Any, backend: Any) -> dict[str, Any]:
                             passage_max_length=model.get("passage_max_length"),
                             cache_dir=Path(values["output_dir"]) / "embedding_cache")
     output = Path(values["output_dir"]) / OUTPUT_NAME
-    summary = mine_file(train, output, miner.pop("name"), miner, context,
+    corpus = miner.pop("corpus", None)
+    miner.pop("refresh_every", None)
+    summary = mine_file(train, output, miner.pop("name"), miner, context, corpus=corpus,
                         fmt=values.get("data", {}).get("format", "auto"))
     for line in format_summary(summary):
         print(line)

@@ -36,7 +36,16 @@ COMMON_PARAMS: dict[str, dict[str, Any]] = {
                          "description": "queries searched at once"},
     "with_scores": {"type": "boolean", "default": False,
                     "description": "also write the miner's score of each negative as neg_scores"},
+    "corpus": {"type": ["string", "null"], "default": None,
+               "description": "candidate pool file (JSONL with 'text', or one passage a line); null: the union "
+                              "of the training data's passages"},
+    "refresh_every": {"type": "integer", "minimum": 0, "default": 0,
+                      "description": "embedder training: re-mine negatives with the current model every N "
+                                     "optimiser steps, used from the next epoch (0: never; ANCE-style)"},
 }
+
+#: Keys of a recipe's ``miner`` section that say how a run uses the miner, not how it ranks.
+RUN_KEYS = ("name", "corpus", "refresh_every")
 
 
 @dataclass(frozen=True)
@@ -83,7 +92,7 @@ class MiningSettings:
         shared = {k: v for k, v in params.items() if k in names}
         if "range" in shared:
             shared["range"] = parse_range(shared["range"])
-        own = {k: v for k, v in params.items() if k not in names and k != "name"}
+        own = {k: v for k, v in params.items() if k not in names and k not in RUN_KEYS}
         return cls(**shared), own
 
 

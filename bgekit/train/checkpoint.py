@@ -54,7 +54,7 @@ def remove_stale_temps(output_dir: str | Path) -> None:
     root = Path(output_dir)
     if root.is_dir():
         for path in root.iterdir():
-            if path.is_dir() and TEMP_MARK in path.name and path.name.startswith(("checkpoint-", "model")):
+            if path.is_dir() and TEMP_MARK in path.name and path.name.startswith(("checkpoint-", "model", "best")):
                 shutil.rmtree(path, ignore_errors=True)
 
 

@@ -4,7 +4,10 @@ Reads the recipe's ``model``, ``data``, ``loss``, ``train``, ``evaluate`` and
 ``callbacks`` sections, builds the model, data pipeline and losses from the
 registry, trains, and saves the final model to ``<output_dir>/model`` (with
 the resolved recipe beside it), ready for ``bgekit encode`` and for
-FlagEmbedding's ``BGEM3FlagModel``.
+FlagEmbedding's ``BGEM3FlagModel``. With ``train.select_best`` the model best
+on that metric is kept as ``<output_dir>/best`` too (:mod:`bgekit.train.best`);
+with ``miner.refresh_every`` hard negatives are re-mined with the model being
+trained (:mod:`bgekit.train.refresh`).
 """
 
 from __future__ import annotations
@@ -24,9 +27,12 @@ from bgekit.plugins import get_plugin_manager
 from bgekit.registry import Registry
 from bgekit.train import checkpoint as ckpt
 from bgekit.train.batching import LengthGroupedBatcher
+from bgekit.train.best import BestModel, check_select_best
 from bgekit.train.callbacks import build_callbacks, run_lifecycle
 from bgekit.train.collate import Collator
 from bgekit.train.distributed import setup_process, teardown_process
+from bgekit.train import refresh
+from bgekit.train.refresh import NegativeRefresher, RefreshingSampler
 from bgekit.train.sampling import GroupSampler
 from bgekit.train.trainer import LossTerm, RunInfo, Trainer, TrainConfig, resolve_dtype, seed_everything
 
@@ -126,15 +132,34 @@ def _evaluator(values: dict[str, Any]):
     return evaluate
 
 
+def write_model(model: Any, recipe: Any, folder: Path) -> None:
+    """The model and its resolved recipe into ``folder``."""
+    model.save_pretrained(folder)
+    if recipe is not None and hasattr(recipe, "save"):
+        recipe.save(folder)
+
+
 def save_final_model(model: Any, recipe: Any, output_dir: Path) -> Path:
     """``<output_dir>/model``: the model and its resolved recipe, written to a temp folder then renamed."""
     final = output_dir / "model"
     tmp = output_dir / f"model{ckpt.TEMP_MARK}{secrets.token_hex(4)}"
-    model.save_pretrained(tmp)
-    if recipe is not None and hasattr(recipe, "save"):
-        recipe.save(tmp)
+    write_model(model, recipe, tmp)
     ckpt.replace_dir(tmp, final)
     return final
+
+
+def build_refresh(values: dict[str, Any], examples: list[Example], sampler: RefreshingSampler,
+                  output_dir: Path, registry: Registry, is_main: bool, resume: Path | None) -> NegativeRefresher:
+    """The ``miner.refresh_every`` re-miner; on a resume, the negatives in use when the run stopped come back."""
+    refresher = NegativeRefresher(examples, values["miner"], sampler, output_dir,
+                                  batch_size=(values.get("evaluate") or {}).get("batch_size", 64),
+                                  write=is_main, registry=registry, log=console.print if is_main else None)
+    match = ckpt.CHECKPOINT_RE.match(resume.name) if resume is not None else None
+    if match:
+        restored = refresh.restore(sampler, output_dir, int(match.group(1)))
+        if restored and is_main:
+            console.print(f"resuming with the negatives re-mined up to {restored[-1].name}")
+    return refresher
 
 
 def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = None) -> dict[str, Any]:
@@ -146,9 +171,9 @@ def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = Non
     output_dir = Path(values["output_dir"])
     data = values.get("data") or {}
     dtype = resolve_dtype(config.dtype, backend)  # fail on a bad dtype before loading anything
-    if (values.get("train") or {}).get("select_best"):
-        raise BgekitError("train.select_best is not supported by the embedder task yet; remove it "
-                          "(the final model is the last step's; evaluate.every_steps logs each evaluation)")
+    select_best = (values.get("train") or {}).get("select_best")
+    check_select_best(select_best, values.get("evaluate"))
+    refresh_every = int((values.get("miner") or {}).get("refresh_every") or 0)
 
     examples, errors = load_training_examples(data, registry)
     losses = build_losses(values.get("loss"), registry)
@@ -162,7 +187,13 @@ def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = Non
         if 0 < with_scores < len(examples) and process.is_main:
             console.print(f"[yellow]{with_scores} of {len(examples)} examples have teacher scores; batches "
                           "with any example without them train without distillation[/yellow]")
-        sampler = GroupSampler(examples, data.get("group_size", 8), seed=config.seed)
+        if refresh_every:
+            sampler: GroupSampler = RefreshingSampler(examples, data.get("group_size", 8), seed=config.seed,
+                                                      log=console.print if process.is_main else None)
+            refresher = build_refresh(values, examples, sampler, output_dir, registry, process.is_main,
+                                      ckpt.resolve_resume(config.resume_from, output_dir))
+        else:
+            sampler, refresher = GroupSampler(examples, data.get("group_size", 8), seed=config.seed), None
         batcher = LengthGroupedBatcher([example_length(e) for e in examples], config.batch_size,
                                        seed=config.seed, shuffle=data.get("shuffle", True),
                                        length_grouping=data.get("length_grouping", True),
@@ -180,12 +211,15 @@ def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = Non
             saved = Embedder.from_pretrained(str(model_dir), heads=model.head_configs, registry=registry)
             model.load_state_dict(saved.state_dict())
 
+        best = BestModel(output_dir, select_best, lambda m, folder: write_model(m, recipe, folder)) \
+            if select_best and process.is_main else None
         trainer = Trainer(model=model, losses=losses, sampler=sampler, batcher=batcher, collator=collator,
                           config=config, backend=backend, process=process, run=run_info, plugin_manager=pm,
                           restore_model=restore_model, evaluator=evaluator,
                           evaluate_every=(values.get("evaluate") or {}).get("every_steps", 0),
                           show_progress=sys.stderr.isatty() if show_progress is None else show_progress,
-                          log_lines=show_progress is None)
+                          log_lines=show_progress is None, best=best, refresh=refresher,
+                          refresh_every=refresh_every)
         final_metrics: dict[str, float] = {}
         with run_lifecycle(pm, run_info, callbacks):
             result = trainer.train()
@@ -195,6 +229,8 @@ def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = Non
                 if evaluator is not None:
                     final_metrics = evaluator(model, result.steps)
                     pm.hook.bgekit_on_evaluate_end(run=run_info, step=result.steps, metrics=final_metrics)
+                    if best is not None:
+                        best.offer(result.steps, final_metrics, model)
             process.barrier()
     finally:
         teardown_process(process)
@@ -216,17 +252,22 @@ def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = Non
         "device": backend.name,
         "dtype": dtype,
         **({"eval": final_metrics} if final_metrics else {}),
+        **(best.summary() if best is not None else {}),
+        **({"negative_refreshes": refresher.refreshes} if refresher is not None else {}),
     }
     if process.is_main:
-        print_next_steps(model_dir, final_metrics)
+        print_next_steps(model_dir, final_metrics, best)
     return summary
 
 
-def print_next_steps(model_dir: Path, metrics: dict[str, float]) -> None:
+def print_next_steps(model_dir: Path, metrics: dict[str, float], best: BestModel | None = None) -> None:
     if metrics:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
         console.print(f"held-out evaluation of the fine-tuned model: {shown}")
-    console.print(f"[bold green]model saved to {model_dir}[/bold green]")
+    console.print(f"[bold green]model saved to {model_dir}[/bold green] (the last step's)")
+    if best is not None and best.step is not None:
+        console.print(f"[bold green]best model saved to {best.path}[/bold green] "
+                      f"({best.metric} {best.value:.4f} at step {best.step}; {best.path.parent / 'best.json'})")
     console.print("encode texts with it (JSONL with 'text' and optional 'id' per line):")
     console.print(f"  bgekit encode --model {model_dir} --input texts.jsonl --output vectors.jsonl",
                   markup=False, highlight=False, soft_wrap=True)

@@ -5,7 +5,8 @@ forward under autocast (the recipe's dtype, checked against the device
 backend), its loss divided by the accumulation count and back-propagated
 (through a GradScaler for fp16); then gradient clipping, one AdamW step,
 one scheduler step. Nothing else happens in between, except at logging,
-checkpoint and evaluation steps.
+checkpoint and evaluation steps (where ``best`` keeps the best model, see
+:mod:`bgekit.train.best`) and negative refreshes (:mod:`bgekit.train.refresh`).
 
 Callbacks are pluggy plugins: the lifecycle hooks (``bgekit_on_run_start``,
 ``_step_end``, ``_checkpoint``, ``_evaluate_end``, ``_run_end``) are called
@@ -161,7 +162,8 @@ class Trainer:
                  restore_model: Callable[[Path], None] | None = None,
                  evaluator: Callable[[torch.nn.Module, int], dict[str, float]] | None = None,
                  evaluate_every: int = 0, show_progress: bool = True, log_lines: bool = False,
-                 batch_loss: BatchLoss | None = None) -> None:
+                 batch_loss: BatchLoss | None = None, best: Any = None,
+                 refresh: Callable[[torch.nn.Module, int, int], None] | None = None, refresh_every: int = 0) -> None:
         if not losses:
             raise BgekitError("no loss to train: set 'loss' in the recipe")
         self.model = model
@@ -178,6 +180,9 @@ class Trainer:
         self.restore_model = restore_model
         self.evaluator = evaluator
         self.evaluate_every = evaluate_every
+        self.best = best  # a bgekit.train.best.BestModel when train.select_best is set
+        self.refresh = refresh  # (model, step, epoch) -> None: re-mines negatives (miner.refresh_every)
+        self.refresh_every = refresh_every
         self.show_progress = show_progress and process.is_main
         self.log_lines = log_lines
         self.output_dir = Path(run.output_dir)
@@ -307,6 +312,10 @@ class Trainer:
                     last_ckpt = self._save(step, optimizer, scheduler, scaler, state) or last_ckpt
                 if self.evaluator is not None and self.evaluate_every and step % self.evaluate_every == 0:
                     self._evaluate(step)
+                if self.refresh is not None and self.refresh_every and step % self.refresh_every == 0 \
+                        and step != self.total_steps:
+                    self.refresh(self.model, step, state.epoch)
+                    self.model.train()
         last_ckpt = self._save(step, optimizer, scheduler, scaler, state) or last_ckpt
         seconds = time.perf_counter() - started
         self.model.eval()
@@ -374,10 +383,14 @@ class Trainer:
         return int(trainer_state["step"])
 
     def _evaluate(self, step: int) -> None:
-        metrics = self.evaluator(self.model, step) if self.process.is_main else {}
+        self.model.eval()  # no dropout: the numbers must be those of the weights (select_best saves them)
+        with torch.no_grad():
+            metrics = self.evaluator(self.model, step) if self.process.is_main else {}
         self.model.train()
         if self.process.is_main:
             self.pm.hook.bgekit_on_evaluate_end(run=self.run, step=step, metrics=metrics)
+            if self.best is not None:
+                self.best.offer(step, metrics, self.model)
         self.process.barrier()
 
 

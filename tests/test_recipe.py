@@ -66,7 +66,7 @@ def test_extends_merges_and_every_leaf_says_where_it_came_from(toy_plugin, child
     assert v["model"]["heads"] == [{"name": "toy-pool", "pooling": "cls"}]
     assert p["model.heads.0.name"].endswith("base.yaml:5")
     assert "extends" not in v
-    assert list(v)[:3] == ["task", "output_dir", "seed"]  # schema order, not file order
+    assert list(v)[:4] == ["task", "steps", "output_dir", "seed"]  # schema order, not file order
     assert set(p) == {k for k in p}  # every leaf has a source
     assert recipe.get("model.heads.0.pooling") == "cls" and recipe.get("train.nope", 7) == 7
 

@@ -19,6 +19,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from bgekit.data.atomic import atomic_write
+from bgekit.data.example import RowError
+from bgekit.data.jsonlines import iter_jsonl_records
 from bgekit.errors import BgekitError
 
 #: Texts handed to ``Embedder.encode`` at once, in batches of ``batch_size``.
@@ -38,26 +40,19 @@ def read_text_records(path: str | os.PathLike) -> list[TextRecord]:
     position among the records.
     """
     records: list[TextRecord] = []
-    with open(path, encoding="utf-8-sig") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise BgekitError(f"{where}: not valid JSON ({err.msg}, column {err.colno})") from err
-            if not isinstance(row, dict):
-                raise BgekitError(f"{where}: expected an object like {{\"id\": ..., \"text\": ...}}, "
-                                  f"got {type(row).__name__}")
-            text = row.get("text")
-            if not isinstance(text, str):
-                raise BgekitError(f"{where}: field 'text' must be a string, got "
-                                  f"{'nothing' if text is None else type(text).__name__}")
-            identifier = row.get("id", len(records))
-            if not isinstance(identifier, (str, int)) or isinstance(identifier, bool):
-                raise BgekitError(f"{where}: field 'id' must be a string or an integer")
-            records.append(TextRecord(identifier, text))
+    for item in iter_jsonl_records(path):
+        if isinstance(item, RowError):
+            raise BgekitError(f"{item}; each line looks like {{\"id\": ..., \"text\": ...}}")
+        line_number, row = item
+        where = f"{path}:{line_number}"
+        text = row.get("text")
+        if not isinstance(text, str):
+            raise BgekitError(f"{where}: field 'text' must be a string, got "
+                              f"{'nothing' if text is None else type(text).__name__}")
+        identifier = row.get("id", len(records))
+        if not isinstance(identifier, (str, int)) or isinstance(identifier, bool):
+            raise BgekitError(f"{where}: field 'id' must be a string or an integer")
+        records.append(TextRecord(identifier, text))
     return records
 
 

@@ -139,6 +139,43 @@ def outer_schema() -> dict[str, Any]:
                 },
                 description="teacher scores (pos_scores/neg_scores) for the 'score' pipeline step",
             ),
+            "reranker": _obj(
+                {
+                    "name_or_path": _str(None, "the cross-encoder trained beside the retriever (task: joint): a "
+                                               "reranker (BAAI/bge-reranker-base) or a plain encoder"),
+                    "max_length": _int(512, "tokens per (query, passage) pair", 8),
+                    "query_max_length": _int(64, "tokens the query may take of the pair", 1),
+                    "learning_rate": {"type": ["number", "null"], "minimum": 0, "default": None,
+                                      "description": "the reranker's peak learning rate (null: train.learning_rate)"},
+                    "revision": _str(None, "hub revision (branch, tag or commit)", nullable=True),
+                    "trust_remote_code": _bool(False, "allow a hub model's own code to run"),
+                },
+                required=["name_or_path"],
+                description="task: joint only: the reranker trained together with the retriever of 'model'",
+            ),
+            "joint": _obj(
+                {
+                    "head": _str("dense", "the retriever head whose scores are distilled from the reranker"),
+                    "temperature": _num(0.02, "divides the retriever's scores before the softmax over a list", 0),
+                    "reranker_temperature": _num(1.0, "divides the reranker's logits before the softmax over a "
+                                                      "list (the distillation target)", 0),
+                    "rerank_weight": _num(1.0, "weight of the reranker's listwise cross-entropy from the labels", 0),
+                    "distill_weight": _num(1.0, "weight of KL(reranker's list distribution || retriever's)", 0),
+                    "contrastive_weight": _num(0.0, "weight of the retriever's own 'loss' (e.g. infonce with "
+                                                    "in-batch negatives); 0 leaves it out, as RocketQAv2 does", 0),
+                    "distill_to_reranker": _bool(True, "let the KL's gradient reach the reranker too "
+                                                       "(RocketQAv2's dynamic listwise distillation); false "
+                                                       "trains the reranker from the labels only"),
+                    "negative_max_probability": _num(0.1, "denoising: a candidate stays a hard negative only "
+                                                          "while sigmoid(reranker logit) is below this", 0),
+                    "refresh_every": _int(0, "every N steps re-mine candidates with the current retriever "
+                                             "('miner' section, dense by default) and denoise them with the "
+                                             "current reranker; used from the next epoch (0: denoise the "
+                                             "data's negatives once, before training)", 0),
+                    "score_batch_size": _int(32, "pairs per batch when the reranker denoises candidates", 1),
+                },
+                description="task: joint (RocketQAv2): how the retriever and the reranker train together",
+            ),
             "train": _obj(
                 {
                     "epochs": _num(1, "passes over the data", 0),

@@ -81,7 +81,7 @@ def test_bad_input_line_is_an_error_with_its_line_number(m3_dir, tmp_path):
     assert out.read_text() == "previous\n"  # never half-written
     bad.write_text('{"text": "ok"}\nnot json\n', encoding="utf-8")
     result = CliRunner().invoke(main, ["encode", "--model", str(m3_dir), "--input", str(bad), "--output", str(out)])
-    assert result.exit_code == 1 and f"{bad}:2: not valid JSON" in result.output
+    assert result.exit_code == 1 and f"{bad}:2  not valid JSON" in result.output
 
 
 def test_asking_for_a_head_the_model_lacks_is_an_error(tiny_model_dir, texts_file, tmp_path):

@@ -7,12 +7,12 @@ caller asks for are kept in memory.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from bgekit.data.encoding import iter_lines
+from bgekit.data.jsonlines import iter_jsonl_records
 from bgekit.data.example import Example, RowError
 from bgekit.errors import BgekitError
 
@@ -56,22 +56,6 @@ def iter_qrels(path: str | Path, encoding: str | None = "auto") -> Iterator[Judg
             yield RowError(str(path), line, "empty query or document id", raw=text[:200])
             continue
         yield Judgement(qid.strip(), did.strip(), int(number), line)
-
-
-def iter_jsonl_records(path: str | Path, encoding: str | None = "auto") -> Iterator[tuple[int, dict] | RowError]:
-    """``(line, object)`` for each JSON object line; bad lines as row errors."""
-    for line, text in iter_lines(path, encoding):
-        if not text.strip():
-            continue
-        try:
-            obj = json.loads(text)
-        except ValueError as exc:
-            yield RowError(str(path), line, f"not valid JSON ({exc.msg} at column {exc.colno})", raw=text[:200])
-            continue
-        if not isinstance(obj, dict):
-            yield RowError(str(path), line, f"expected a JSON object, got {type(obj).__name__}")
-            continue
-        yield line, obj
 
 
 def iter_corpus(path: str | Path, encoding: str | None = "auto") -> Iterator[tuple[str, str, str] | RowError]:

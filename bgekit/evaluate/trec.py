@@ -27,22 +27,13 @@ Run = dict[str, dict[str, float]]
 
 def _lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
     """Non-empty lines with their 1-based line numbers; decoding errors name the line."""
-    try:
-        fh = open(path, encoding="utf-8-sig", newline="")
-    except OSError as exc:
-        raise BgekitError(f"cannot read {path}: {exc.strerror}") from exc
-    with fh:
-        lineno = 0
-        while True:
-            lineno += 1
-            try:
-                line = fh.readline()
-            except UnicodeDecodeError as exc:
-                raise BgekitError(f"{path}:{lineno}: not UTF-8 ({exc.reason})") from exc
-            if not line:
-                return
-            if line.strip():
-                yield lineno, line.rstrip("\r\n")
+    from bgekit.data.encoding import iter_lines
+
+    if not os.path.isfile(path):
+        raise BgekitError(f"cannot read {path}: no such file")
+    for lineno, line in iter_lines(path):
+        if line.strip():
+            yield lineno, line.rstrip("\r\n")
 
 
 def read_qrels(path: str | os.PathLike) -> Qrels:

@@ -10,14 +10,14 @@ count it, but only pool passages are ever chosen as negatives.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from bgekit.data.example import Example
+from bgekit.data.example import Example, RowError
+from bgekit.data.jsonlines import iter_jsonl_records
 from bgekit.errors import BgekitError
 
 
@@ -79,21 +79,15 @@ class Pool:
 def read_pool_file(path: str | Path) -> list[str]:
     """Texts of a JSONL pool file: ``{"text": ...}`` per line (a ``title`` is put in front)."""
     texts: list[str] = []
-    with open(path, encoding="utf-8-sig") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise BgekitError(f"{where}: not valid JSON ({err.msg}, column {err.colno})") from None
-            text = row.get("text") if isinstance(row, dict) else row if isinstance(row, str) else None
-            if not isinstance(text, str):
-                raise BgekitError(f"{where}: $.text  expected a string; pool lines look like "
-                                  "{\"text\": \"a passage\"}")
-            title = row.get("title") if isinstance(row, dict) else None
-            texts.append(f"{title} {text}".strip() if isinstance(title, str) and title.strip() else text)
+    for item in iter_jsonl_records(path):
+        if isinstance(item, RowError):
+            raise BgekitError(f"{item}; pool lines look like {{\"text\": \"a passage\"}}")
+        line_number, row = item
+        text, title = row.get("text"), row.get("title")
+        if not isinstance(text, str):
+            raise BgekitError(f"{path}:{line_number}  $.text  expected a string; pool lines look like "
+                              "{\"text\": \"a passage\"}")
+        texts.append(f"{title} {text}".strip() if isinstance(title, str) and title.strip() else text)
     if not texts:
         raise BgekitError(f"{path}: the candidate pool file holds no passages")
     return texts

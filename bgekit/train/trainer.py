@@ -163,7 +163,8 @@ class Trainer:
                  evaluator: Callable[[torch.nn.Module, int], dict[str, float]] | None = None,
                  evaluate_every: int = 0, show_progress: bool = True, log_lines: bool = False,
                  batch_loss: BatchLoss | None = None, best: Any = None,
-                 refresh: Callable[[torch.nn.Module, int, int], None] | None = None, refresh_every: int = 0) -> None:
+                 refresh: Callable[[torch.nn.Module, int, int], None] | None = None, refresh_every: int = 0,
+                 optimizer_groups: Callable[[torch.nn.Module, float], list[dict[str, Any]]] | None = None) -> None:
         if not losses:
             raise BgekitError("no loss to train: set 'loss' in the recipe")
         self.model = model
@@ -183,6 +184,8 @@ class Trainer:
         self.best = best  # a bgekit.train.best.BestModel when train.select_best is set
         self.refresh = refresh  # (model, step, epoch) -> None: re-mines negatives (miner.refresh_every)
         self.refresh_every = refresh_every
+        #: (model, weight_decay) -> AdamW parameter groups; a group's own "lr" wins over train.learning_rate
+        self.optimizer_groups = optimizer_groups or parameter_groups
         self.show_progress = show_progress and process.is_main
         self.log_lines = log_lines
         self.output_dir = Path(run.output_dir)
@@ -202,7 +205,7 @@ class Trainer:
         from transformers import get_scheduler
 
         fused = self.process.device.type == "cuda"
-        optimizer = torch.optim.AdamW(parameter_groups(model, self.config.weight_decay),
+        optimizer = torch.optim.AdamW(self.optimizer_groups(model, self.config.weight_decay),
                                       lr=self.config.learning_rate, fused=fused or None)
         scheduler = get_scheduler(SCHEDULERS[self.config.lr_scheduler], optimizer,
                                   num_warmup_steps=self.warmup_steps, num_training_steps=self.total_steps)

@@ -32,9 +32,10 @@ from __future__ import annotations
 
 import secrets
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -49,7 +50,13 @@ from bgekit.train.callbacks import build_callbacks, run_lifecycle
 from bgekit.train.candidates import CandidateRefresher, denoise_negatives
 from bgekit.train.collate import Collator, TrainBatch
 from bgekit.train.distributed import setup_process, teardown_process
-from bgekit.train.embedder_task import build_losses, console, example_length, load_training_examples, write_model
+from bgekit.train.embedder_task import (
+    build_losses,
+    console,
+    example_length,
+    load_training_examples,
+    write_model,
+)
 from bgekit.train.embedder_task import build_model as build_retriever
 from bgekit.train.refresh import RefreshingSampler
 from bgekit.train.reranker_task import RerankBatch, RerankCollator
@@ -57,8 +64,8 @@ from bgekit.train.sampling import TrainGroup
 from bgekit.train.trainer import (
     LossTerm,
     RunInfo,
-    Trainer,
     TrainConfig,
+    Trainer,
     parameter_groups,
     resolve_dtype,
     seed_everything,
@@ -85,7 +92,7 @@ class JointSettings:
     score_batch_size: int = 32
 
     @classmethod
-    def from_recipe(cls, values: dict[str, Any]) -> "JointSettings":
+    def from_recipe(cls, values: dict[str, Any]) -> JointSettings:
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in (values.get("joint") or {}).items() if k in known})
 
@@ -99,7 +106,7 @@ class JointModel(torch.nn.Module):
         self.retriever = retriever
         self.reranker = reranker
 
-    def forward(self, batch: "JointBatch") -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def forward(self, batch: JointBatch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """The retriever's (Q, Q*G) scores per head and the reranker's (Q, G) logits."""
         retrieval = batch.retrieval
         scores = self.retriever(retrieval.queries, retrieval.passages)
@@ -138,7 +145,7 @@ class JointBatch:
     def num_tokens(self) -> int:
         return self.retrieval.num_tokens() + self.rerank.num_tokens()
 
-    def to(self, device: Any) -> "JointBatch":
+    def to(self, device: Any) -> JointBatch:
         return JointBatch(self.retrieval.to(device), self.rerank.to(device))
 
 
@@ -309,6 +316,7 @@ def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = Non
             retriever.load_state_dict(saved.state_dict())
             reranker.load_state_dict(CrossEncoder.from_pretrained(model_dir / RERANKER_DIR).state_dict())
 
+        # The trainer's own losses are unused here (batch_loss computes everything); it only needs one listed.
         trainer = Trainer(model=model, losses=[LossTerm("joint", rerank_loss)], sampler=sampler, batcher=batcher,
                           collator=collator, config=config, backend=backend, process=process, run=run_info,
                           plugin_manager=pm, restore_model=restore_model,

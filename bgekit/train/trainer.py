@@ -121,6 +121,18 @@ class TrainResult:
     last_checkpoint: Path | None
     history: list[dict[str, Any]] = field(default_factory=list)
 
+    def summary(self) -> dict[str, Any]:
+        """The part of every training task's summary that comes from the loop itself."""
+        return {
+            "last_checkpoint": str(self.last_checkpoint) if self.last_checkpoint else None,
+            "steps": self.steps,
+            "epochs": self.epochs_done,
+            "final_loss": self.final_loss,
+            "passages_per_s": self.passages_per_s,
+            "tokens_per_s": self.tokens_per_s,
+            "train_seconds": self.seconds,
+        }
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""

@@ -172,3 +172,22 @@ def test_dense_only_fine_tune_keeps_the_source_models_other_head_files(m3_dir, t
     for filename in ("sparse_linear.pt", "colbert_linear.pt"):
         assert (out / filename).read_bytes() == (m3_dir / filename).read_bytes()
     assert [h["name"] for h in json.loads((out / flag_layout.HEADS_FILE).read_text())] == ["dense"]
+
+
+def test_sentence_transformers_pooling_config_decides_dense_pooling(tiny_model_dir, tmp_path):
+    """A plain sentence-transformers directory is evaluated with the pooling it was trained with."""
+    assert Embedder.from_pretrained(tiny_model_dir).head_configs[0]["pooling"] == "cls"
+    st_dir = tmp_path / "st-model"
+    shutil.copytree(tiny_model_dir, st_dir)
+    (st_dir / "1_Pooling").mkdir()
+    (st_dir / "1_Pooling" / "config.json").write_text(json.dumps(
+        {"word_embedding_dimension": 32, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True}))
+    model = Embedder.from_pretrained(st_dir)
+    assert model.head_configs[0]["pooling"] == "mean"
+    mask = torch.tensor([[1, 1, 1, 0]])
+    hidden = torch.arange(8, dtype=torch.float32).reshape(1, 4, 2)
+    expected = torch.nn.functional.normalize(hidden[:, :3].mean(dim=1), dim=-1)
+    from bgekit.models.head import TokenBatch
+
+    batch = TokenBatch(input_ids=torch.zeros_like(mask), attention_mask=mask, lexical_mask=mask.bool())
+    torch.testing.assert_close(model.heads["dense"].represent(hidden, batch), expected)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from bgekit.errors import BgekitError
-from bgekit.models import flag_layout
+from bgekit.models import flag_layout, pooling_config
 from bgekit.models.distributed import gather_across_ranks
 from bgekit.models.head import Head, TokenBatch
 
@@ -56,14 +56,15 @@ def _freeze_unused_pooler(encoder: torch.nn.Module) -> None:
 
 
 def _heads_from_layout(name_or_path: str, revision: str | None) -> list[dict[str, Any]]:
-    """The heads a saved directory holds: ``bgekit_heads.json``, else FlagEmbedding's files."""
+    """The heads a saved directory holds: ``bgekit_heads.json``, else FlagEmbedding's files
+    (with the dense pooling a sentence-transformers ``1_Pooling/config.json`` names)."""
     recorded = flag_layout.resolve_file(name_or_path, flag_layout.HEADS_FILE, revision)
     if recorded is not None:
         heads = json.loads(recorded.read_text(encoding="utf-8"))
         if not isinstance(heads, list) or not all(isinstance(h, dict) and "name" in h for h in heads):
             raise BgekitError(f"{recorded}: expected a list of {{'name': ...}} head entries")
         return heads
-    heads = [{"name": "dense"}]
+    heads = [{"name": "dense", **pooling_config.dense_pooling(name_or_path, revision)}]
     for name, filename in FLAG_HEAD_FILES.items():
         if flag_layout.resolve_file(name_or_path, filename, revision) is not None:
             heads.append({"name": name})

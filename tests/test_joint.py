@@ -18,7 +18,13 @@ from bgekit.recipe import RESOLVED_RECIPE_NAME, load_recipe
 from bgekit.tasks import run_task
 from bgekit.testing import tiny_cross_encoder
 from bgekit.train.candidates import denoise_negatives
-from bgekit.train.joint_task import JointSettings, joint_batch_loss
+from bgekit.train.joint_task import (
+    JointModel,
+    JointSettings,
+    joint_batch_loss,
+    per_model_clip_groups,
+)
+from bgekit.train.trainer import all_parameters, clip_gradients
 
 Q, G = 3, 4
 RETRIEVER = torch.tensor([[0.9, 0.2, 0.1, -0.3, 0.5, 0.0, 0.1, 0.2, 0.3, 0.0, 0.1, 0.2],
@@ -164,3 +170,15 @@ def test_a_joint_recipe_without_a_reranker_is_refused(tmp_path, tiny_model_dir, 
     path.write_text("# yaml-language-server: $schema=x\n" + yaml.safe_dump(values, allow_unicode=True))
     with pytest.raises(BgekitError, match="reranker.name_or_path"):
         run_task(load_recipe(path), select_backend(bgekit_pm.registry, "cpu"))
+
+
+@pytest.mark.parametrize("per_model", [True, False])
+def test_the_retrievers_large_gradients_do_not_shrink_the_rerankers(per_model):
+    """Clipped per model, the reranker keeps its (small) gradient; under one shared norm it would shrink 20x."""
+    model = JointModel(torch.nn.Linear(1, 2, bias=False), torch.nn.Linear(1, 2, bias=False))
+    model.retriever.weight.grad = torch.tensor([[6.0], [8.0]])  # norm 10
+    model.reranker.weight.grad = torch.tensor([[0.3], [0.4]])  # norm 0.5
+    clip_gradients((per_model_clip_groups if per_model else all_parameters)(model), max_norm=1.0)
+    shared = (10.0 ** 2 + 0.5 ** 2) ** 0.5
+    assert float(model.retriever.weight.grad.norm()) == pytest.approx(1.0 if per_model else 10.0 / shared, rel=1e-5)
+    assert float(model.reranker.weight.grad.norm()) == pytest.approx(0.5 if per_model else 0.5 / shared, rel=1e-5)

@@ -17,6 +17,7 @@ from bgekit.train import checkpoint as ckpt
 from bgekit.train import embedder_task
 from bgekit.train.collate import Collator
 from bgekit.train.sampling import GroupSampler
+from bgekit.train.trainer import all_parameters, clip_gradients
 
 #: Words the tiny test tokenizer was trained on (bgekit.testing.TRAINING_TEXT), so they are not <unk>.
 TOPICS = ["river", "capital", "Beijing", "Yangtze", "Dream", "Machine", "retrieval", "computers"]
@@ -211,3 +212,32 @@ def test_gradient_accumulation_matches_one_big_batch(tmp_path, no_dropout_model_
     norms = [[x["grad_norm"] for x in map(json.loads, (tmp_path / out / "metrics.jsonl").read_text().splitlines())
               if x["event"] == "train"] for out in ("big", "acc")]
     assert norms[0] == pytest.approx(norms[1], rel=1e-3)
+
+
+def grads_of(*norms: float) -> list[torch.nn.Parameter]:
+    """One parameter per norm, its gradient (3, 4) * norm / 5 along a fixed direction: ||grad|| == norm."""
+    params = [torch.nn.Parameter(torch.zeros(2)) for _ in norms]
+    for p, n in zip(params, norms):
+        p.grad = torch.tensor([3.0, 4.0]) * n / 5
+    return params
+
+
+def test_one_clip_group_is_torchs_shared_clipping():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 1))
+    model(torch.ones(1, 3)).sum().mul(100).backward()
+    expected = [p.grad.clone() for p in model.parameters()]
+    total = torch.cat([g.flatten() for g in expected]).norm()  # by hand: all gradients scaled by one factor
+    assert total > 1.0
+    expected = [g * (1.0 / (total + 1e-6)) for g in expected]
+    norm = clip_gradients(all_parameters(model), 1.0)
+    assert float(norm) == pytest.approx(float(total), rel=1e-6)
+    for p, g in zip(model.parameters(), expected):
+        torch.testing.assert_close(p.grad, g)
+
+
+def test_each_clip_group_is_clipped_on_its_own():
+    big, small = grads_of(10.0), grads_of(0.5)
+    norm = clip_gradients([big, small], max_norm=1.0)
+    assert float(norm) == pytest.approx((10.0 ** 2 + 0.5 ** 2) ** 0.5)  # the norm before clipping, over all
+    assert float(big[0].grad.norm()) == pytest.approx(1.0, rel=1e-5)
+    torch.testing.assert_close(small[0].grad, torch.tensor([0.3, 0.4]))  # untouched: under max_norm on its own

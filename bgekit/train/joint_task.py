@@ -217,6 +217,12 @@ def joint_optimizer_groups(reranker_lr: float | None):
     return groups
 
 
+def per_model_clip_groups(model: JointModel) -> list[list[torch.nn.Parameter]]:
+    """Clip the retriever and the reranker each on its own, so the retriever's larger distillation
+    gradients do not shrink the reranker's updates under one shared norm."""
+    return [list(model.retriever.parameters()), list(model.reranker.parameters())]
+
+
 def check_retriever_losses(entries: Any, registry: Registry) -> Any:
     """The recipe's ``loss`` (the retriever's own) must be embedder losses."""
     listed = [] if entries is None else [entries] if isinstance(entries, dict) else list(entries)
@@ -323,7 +329,8 @@ def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = Non
                           batch_loss=joint_batch_loss(settings, rerank_loss, contrastive),
                           show_progress=sys.stderr.isatty() if show_progress is None else show_progress,
                           log_lines=show_progress is None, refresh=refresher, refresh_every=settings.refresh_every,
-                          optimizer_groups=joint_optimizer_groups((values.get("reranker") or {}).get("learning_rate")))
+                          optimizer_groups=joint_optimizer_groups((values.get("reranker") or {}).get("learning_rate")),
+                          clip_groups=per_model_clip_groups)
         with run_lifecycle(pm, run_info, callbacks):
             result = trainer.train()
             retriever_dir, reranker_dir = output_dir / RETRIEVER_DIR, output_dir / RERANKER_DIR

@@ -165,6 +165,18 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[s
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def all_parameters(model: torch.nn.Module) -> list[list[torch.nn.Parameter]]:
+    """One clipping group: every parameter of ``model`` under one shared norm."""
+    return [list(model.parameters())]
+
+
+def clip_gradients(groups: Sequence[Sequence[torch.nn.Parameter]], max_norm: float) -> torch.Tensor:
+    """Clip each group's gradients to ``max_norm`` on its own; return the norm over all of them before
+    clipping (what one shared clip would report, so logged ``grad_norm`` means the same either way)."""
+    norms = [torch.nn.utils.clip_grad_norm_(group, max_norm) for group in groups]
+    return torch.linalg.vector_norm(torch.stack(norms))
+
+
 class Trainer:
     """Trains ``model`` on groups drawn by ``sampler`` in batches from ``batcher``."""
 
@@ -176,7 +188,8 @@ class Trainer:
                  evaluate_every: int = 0, show_progress: bool = True, log_lines: bool = False,
                  batch_loss: BatchLoss | None = None, best: Any = None,
                  refresh: Callable[[torch.nn.Module, int, int], None] | None = None, refresh_every: int = 0,
-                 optimizer_groups: Callable[[torch.nn.Module, float], list[dict[str, Any]]] | None = None) -> None:
+                 optimizer_groups: Callable[[torch.nn.Module, float], list[dict[str, Any]]] | None = None,
+                 clip_groups: Callable[[torch.nn.Module], list[list[torch.nn.Parameter]]] | None = None) -> None:
         if not losses:
             raise BgekitError("no loss to train: set 'loss' in the recipe")
         self.model = model
@@ -198,6 +211,9 @@ class Trainer:
         self.refresh_every = refresh_every
         #: (model, weight_decay) -> AdamW parameter groups; a group's own "lr" wins over train.learning_rate
         self.optimizer_groups = optimizer_groups or parameter_groups
+        #: model -> parameter lists each clipped to train.max_grad_norm on its own (default: one list, all of them),
+        #: so that one model's large gradients do not shrink another's updates when two train together
+        self.clip_groups = clip_groups or all_parameters
         self.show_progress = show_progress and process.is_main
         self.log_lines = log_lines
         self.output_dir = Path(run.output_dir)
@@ -301,7 +317,7 @@ class Trainer:
                     window.add_loss(loss / cfg.gradient_accumulation_steps, parts, cfg.gradient_accumulation_steps)
                 if scaler is not None:
                     scaler.unscale_(optimizer)
-                grad_norm = (torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                grad_norm = (clip_gradients(self.clip_groups(self.model), cfg.max_grad_norm)
                              if cfg.max_grad_norm > 0 else None)
                 if scaler is not None:
                     scaler.step(optimizer)

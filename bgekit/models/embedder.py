@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 
+from bgekit.data.atomic import atomic_write
 from bgekit.errors import BgekitError
 from bgekit.models import flag_layout, pooling_config
 from bgekit.models.distributed import gather_across_ranks
@@ -186,7 +187,8 @@ class Embedder(torch.nn.Module):
         for filename, source in self.carried_head_files.items():
             if filename not in {h.weights_file for h in self.heads.values()}:
                 flag_layout.copy_file_atomically(source, out / filename)
-        flag_layout.write_text_atomically(out / flag_layout.HEADS_FILE, json.dumps(self.head_configs, indent=2))
+        with atomic_write(out / flag_layout.HEADS_FILE) as fh:
+            fh.write(json.dumps(self.head_configs, indent=2))
 
     def gradient_checkpointing_enable(self) -> None:
         """Recompute encoder activations in the backward pass (transformers 5 calls it

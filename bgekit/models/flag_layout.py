@@ -13,8 +13,11 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import torch
+
+from bgekit.data.atomic import atomic_write
 
 #: Records what bgekit heads a saved directory holds, so it reloads as it was saved.
 HEADS_FILE = "bgekit_heads.json"
@@ -68,14 +71,16 @@ def make_tokenizer_config_portable(directory: Path) -> None:
     if portable is None:
         return
     config["tokenizer_class"] = portable
-    write_text_atomically(config_path, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+    with atomic_write(config_path) as fh:
+        fh.write(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
 
 
-def write_text_atomically(path: Path, text: str) -> None:
+def _replace_atomically(path: Path, write: Callable[[str], None]) -> None:
+    """Run ``write(temp_path)`` on a temp file beside ``path``, then rename it over ``path``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -88,24 +93,10 @@ def copy_file_atomically(source: Path, path: Path) -> None:
 
     if Path(source).resolve() == Path(path).resolve():
         return
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _replace_atomically(path, lambda tmp: shutil.copyfile(source, tmp))
 
 
 def save_linear_state(module: torch.nn.Module, path: Path) -> None:
     """``torch.save`` a module's state dict (on CPU) atomically: temp file, then rename."""
     state = {k: v.detach().clone().cpu() for k, v in module.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _replace_atomically(path, lambda tmp: torch.save(state, tmp))

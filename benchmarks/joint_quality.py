@@ -46,8 +46,11 @@ def recipe_values(task: str, output_dir: Path, args: argparse.Namespace) -> dict
                  "query_max_length": 48, "passage_max_length": 96}
     train = {"max_steps": args.steps, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
              "warmup_ratio": 0.1, "logging_steps": 5, "dtype": "fp32"}
+    train_file = DATA / "train.jsonl"
+    if task != "joint" and args.alone_on_candidates:  # the lists joint training built, mined and denoised
+        train_file = Path(args.output_dir) / "joint" / "candidates" / "step-0.jsonl"
     values = {"task": task, "output_dir": str(output_dir), "seed": 42,
-              "data": {"train": str(DATA / "train.jsonl"), "group_size": args.group_size}, "train": train}
+              "data": {"train": str(train_file), "group_size": args.group_size}, "train": train}
     if task == "embedder":
         values.update(model=retriever, loss={"name": "infonce", "temperature": 0.05})
     elif task == "reranker":
@@ -58,7 +61,9 @@ def recipe_values(task: str, output_dir: Path, args: argparse.Namespace) -> dict
                       reranker={"name_or_path": reranker_start, "max_length": 144, "query_max_length": 48,
                                 "learning_rate": args.reranker_learning_rate},
                       joint={"temperature": 0.05, "contrastive_weight": args.contrastive_weight,
-                             "distill_to_reranker": not args.detach_reranker})
+                             "distill_weight": args.distill_weight, "distill_to_reranker": not args.detach_reranker,
+                             "mine_at_start": args.mine_at_start, "negative_max_preference": args.max_preference},
+                      miner={"name": "dense", "range": args.miner_range, "num_negatives": args.num_mined})
     return values
 
 
@@ -89,6 +94,15 @@ def main() -> int:
     parser.add_argument("--learning-rate", type=float, default=5e-5, help="the retriever's")
     parser.add_argument("--reranker-learning-rate", type=float, default=2e-4)
     parser.add_argument("--contrastive-weight", type=float, default=0.0, help="joint: weight of the retriever's infonce")
+    parser.add_argument("--distill-weight", type=float, default=1.0, help="joint: weight of the listwise KL")
+    parser.add_argument("--mine-at-start", action="store_true",
+                        help="joint: add the base retriever's candidates (ranks --miner-range) before training")
+    parser.add_argument("--miner-range", type=int, nargs=2, default=[0, 30], metavar=("FROM", "TO"))
+    parser.add_argument("--num-mined", type=int, default=15, help="joint: candidates mined per query")
+    parser.add_argument("--max-preference", type=float, default=0.5, help="joint: negative_max_preference")
+    parser.add_argument("--alone-on-candidates", action="store_true",
+                        help="train the models alone on the candidate lists the joint run built (its "
+                             "candidates/step-0.jsonl), so only the objective differs; joint trains first")
     parser.add_argument("--detach-reranker", action="store_true", help="joint: distill_to_reranker=false")
     parser.add_argument("--reranker-init", metavar="DIR",
                         help="a trained reranker that both 'reranker alone' and joint start from (default: base MiniLM "
@@ -121,10 +135,10 @@ def main() -> int:
     elif args.joint_only:  # another joint setting against the models trained alone by an earlier run
         alone_retriever, alone_reranker = out / "retriever-alone" / "model", out / "reranker-alone" / "model"
         joint = train("joint", out / "joint", args)
-    else:
+    else:  # joint first: --alone-on-candidates trains the others on the lists it built
+        joint = train("joint", out / "joint", args)
         alone_retriever = Path(train("embedder", out / "retriever-alone", args)["model_dir"])
         alone_reranker = Path(train("reranker", out / "reranker-alone", args)["model_dir"])
-        joint = train("joint", out / "joint", args)
 
     queries_file = DATA / "eval" / "queries.jsonl"
     if args.max_queries:  # every k-th held-out query, for a quicker measurement on a busy CPU

@@ -24,7 +24,9 @@ default component fails with the registry's message when it looks it up.
 Paths inside a recipe (``data.train``, ``evaluate.corpus``, ``output_dir``)
 are relative to the working directory; ``extends`` is relative to the file
 that contains it. A value written ``${env:NAME}`` is read from the
-environment and shown as ``***`` wherever the recipe is printed or saved.
+environment; wherever the recipe is printed or saved the reference itself
+is written back, so the secret never lands on disk and the saved recipe
+still runs where the variable is set.
 """
 
 from __future__ import annotations
@@ -47,7 +49,6 @@ from bgekit.registry import Registry, did_you_mean
 from bgekit.schema import component_params_schema, outer_validation_schema
 
 RESOLVED_RECIPE_NAME = "resolved_recipe.yaml"
-SECRET_MASK = "***"
 _ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 _OVERRIDE_KEY = re.compile(r"^[A-Za-z_][\w-]*(\.([A-Za-z_][\w-]*|\d+))*$")
 
@@ -526,7 +527,7 @@ class Recipe:
     path: Path
     values: dict[str, Any]
     provenance: dict[str, str]
-    secrets: frozenset[str] = frozenset()
+    secrets: dict[str, str] = field(default_factory=dict)  # dotted key -> the '${env:NAME}' it was written as
     plugins: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -542,14 +543,14 @@ class Recipe:
         return node
 
     def masked_values(self) -> dict[str, Any]:
-        """The values with every secret replaced by ``***``, safe to print or save."""
+        """The values with every secret put back as the ``${env:NAME}`` it was read from, safe to print or save."""
         masked = copy.deepcopy(self.values)
-        for key in self.secrets:
+        for key, reference in self.secrets.items():
             *parents, last = [int(p) if p.isdigit() else p for p in key.split(".")]
             node: Any = masked
             for part in parents:
                 node = node[part]
-            node[last] = SECRET_MASK
+            node[last] = reference
         return masked
 
     def to_yaml(self, header: bool = True) -> str:
@@ -645,7 +646,7 @@ def load_recipe(
     provenance = {dotted(p): str(tree.origin(p)) for p in leaf_paths(values) if p}
     plugins = {i.name: {"version": i.version, "source": i.source, "status": i.status, "error": i.error or ""}
                for i in manager.plugin_infos()}
-    return Recipe(recipe_path, values, provenance, frozenset(secrets), plugins)
+    return Recipe(recipe_path, values, provenance, secrets, plugins)
 
 
 def _apply_override(tree: _Tree, override: Override, origin: Origin,
@@ -686,9 +687,9 @@ def _override_blocked(values: dict[str, Any], path: KeyPath) -> str | None:
     return None
 
 
-def _resolve_env(tree: _Tree, located: list[tuple[str, KeyPath, str]], shown: str) -> set[str]:
-    """Replace ``${env:NAME}`` in string values; return the dotted keys that held secrets."""
-    secrets: set[str] = set()
+def _resolve_env(tree: _Tree, located: list[tuple[str, KeyPath, str]], shown: str) -> dict[str, str]:
+    """Replace ``${env:NAME}`` in string values; return each such dotted key with the text it held."""
+    secrets: dict[str, str] = {}
     for path in list(_node_paths(tree.values, ())):
         value = tree.get(path)
         if not isinstance(value, str) or not _ENV_REF.search(value):
@@ -701,7 +702,7 @@ def _resolve_env(tree: _Tree, located: list[tuple[str, KeyPath, str]], shown: st
             continue
         parent = tree.get(path[:-1])
         parent[path[-1]] = _ENV_REF.sub(lambda m: os.environ[m.group(1)], value)
-        secrets.add(dotted(path))
+        secrets[dotted(path)] = value
     return secrets
 
 

@@ -166,8 +166,14 @@ def outer_schema() -> dict[str, Any]:
                     "distill_to_reranker": _bool(True, "let the KL's gradient reach the reranker too "
                                                        "(RocketQAv2's dynamic listwise distillation); false "
                                                        "trains the reranker from the labels only"),
-                    "negative_max_probability": _num(0.1, "denoising: a candidate stays a hard negative only "
-                                                          "while sigmoid(reranker logit) is below this", 0),
+                    "negative_max_preference": _num(0.5, "denoising: a candidate stays a hard negative only "
+                                                         "while the reranker's preference for it over the "
+                                                         "labelled positive, sigmoid(logit_neg - logit_pos), "
+                                                         "is below this", 0),
+                    "mine_at_start": _bool(False, "before the first step, add the candidates the starting "
+                                                  "retriever finds ('miner' section, dense by default) to the "
+                                                  "data's negatives, denoised (RocketQAv2's hybrid data "
+                                                  "augmentation)"),
                     "refresh_every": _int(0, "every N steps re-mine candidates with the current retriever "
                                              "('miner' section, dense by default) and denoise them with the "
                                              "current reranker; used from the next epoch (0: denoise the "

@@ -96,17 +96,35 @@ def test_distillation_reaches_the_reranker_only_when_asked(bgekit_pm, to_reranke
     assert same != to_reranker
 
 
-def test_denoising_drops_negatives_the_reranker_finds_relevant():
-    class Reranker:  # probability = the number in the passage / 10
-        def score(self, pairs, batch_size, normalize):
-            return np.array([int(p.split()[-1]) / 10 for _, p in pairs])
+class NumberReranker:
+    """Scores a passage by the number at its end (a logit), whatever the query."""
 
-    examples = [Example(query="q", pos=["p"], neg=["n 9", "n 0", "n 5", "n 1"], neg_scores=[9.0, 0.0, 5.0, 1.0])]
-    kept, stats = denoise_negatives(examples, Reranker(), max_probability=0.3, keep_at_least=2)
+    def __init__(self, shift: float = 0.0) -> None:
+        self.shift = shift
+
+    def score(self, pairs, batch_size):
+        return np.array([float(p.split()[-1]) + self.shift for _, p in pairs])
+
+
+def test_denoising_drops_negatives_the_reranker_prefers_to_the_positive():
+    examples = [Example(query="q", pos=["p 4"], neg=["n 9", "n 0", "n 5", "n 1"], neg_scores=[9.0, 0.0, 5.0, 1.0])]
+    # preference sigmoid(neg - pos): n 9 -> 0.993, n 5 -> 0.731, n 1 -> 0.047, n 0 -> 0.018
+    kept, stats = denoise_negatives(examples, NumberReranker(), max_preference=0.5, keep_at_least=2)
     assert kept[0].neg == ["n 0", "n 1"] and kept[0].neg_scores == [0.0, 1.0]
-    assert stats.dropped == 2 and stats.kept_anyway == 0
-    kept, stats = denoise_negatives(examples, Reranker(), max_probability=0.3, keep_at_least=3)
-    assert kept[0].neg == ["n 0", "n 5", "n 1"] and stats.kept_anyway == 1  # the least relevant fill the group
+    assert stats.scored == 4 and stats.dropped == 2 and stats.kept_anyway == 0
+    kept, stats = denoise_negatives(examples, NumberReranker(), max_preference=0.9, keep_at_least=2)
+    assert kept[0].neg == ["n 0", "n 5", "n 1"] and stats.dropped == 1
+    kept, stats = denoise_negatives(examples, NumberReranker(), max_preference=0.5, keep_at_least=3)
+    assert kept[0].neg == ["n 0", "n 5", "n 1"] and stats.kept_anyway == 1  # the least preferred fill the group
+
+
+def test_denoising_only_looks_at_logit_differences():
+    """A listwise reranker's logits are shift-invariant, so the denoised lists must be too."""
+    examples = [Example(query="q", pos=["p 3", "p 6"], neg=["n 2", "n 5", "n 7", "n 9"]),
+                Example(query="r", pos=["p 0"], neg=["n 1", "n -3"])]
+    plain, _ = denoise_negatives(examples, NumberReranker(), max_preference=0.5, keep_at_least=1)
+    shifted, _ = denoise_negatives(examples, NumberReranker(shift=-40.0), max_preference=0.5, keep_at_least=1)
+    assert [e.neg for e in plain] == [e.neg for e in shifted] == [["n 2", "n 5"], ["n -3"]]  # vs the best positive
 
 
 # -- a tiny joint run through the task runner ---------------------------------------------------------------
@@ -132,7 +150,7 @@ def write_joint_recipe(tmp_path: Path, retriever: Path, reranker: Path, **joint)
         "reranker": {"name_or_path": str(reranker), "max_length": 48, "query_max_length": 16,
                      "learning_rate": 1e-3},
         "data": {"train": str(data), "group_size": 3},
-        "joint": {"negative_max_probability": 0.99, "refresh_every": 2, **joint},
+        "joint": {"negative_max_preference": 0.99, "refresh_every": 2, **joint},
         "miner": {"name": "dense", "range": [0, 5]},
         "loss": {"name": "infonce"},
         "train": {"max_steps": 5, "batch_size": 2, "learning_rate": 1e-3, "warmup_ratio": 0.0,
@@ -161,6 +179,23 @@ def test_a_joint_run_trains_and_saves_both_models(tmp_path, tiny_model_dir, bgek
         assert len(moved) > 5, f"{type(trained).__name__}: almost no weight changed"
     for folder in (summary["retriever_dir"], summary["reranker_dir"]):
         assert (Path(folder) / RESOLVED_RECIPE_NAME).is_file()
+
+
+def test_mine_at_start_adds_the_starting_retrievers_candidates(tmp_path, tiny_model_dir, bgekit_pm):
+    """Each ROWS example has 3 negatives; mining the pool (8 passages) before step 1 adds the rest."""
+    reranker_dir = tiny_cross_encoder(tmp_path / "reranker", seed=3)
+    recipe = load_recipe(write_joint_recipe(tmp_path, tiny_model_dir, reranker_dir, refresh_every=0,
+                                            mine_at_start=True, negative_max_preference=1.0))
+    summary = run_task(recipe, select_backend(bgekit_pm.registry, "cpu"))
+    assert summary["denoised_negatives_dropped"] == 0 and "candidate_refreshes" not in summary
+    assert summary["candidates_per_query"] > 3
+    written = [json.loads(line) for line in (tmp_path / "run" / "candidates" / "step-0.jsonl").open()]
+    assert [r["query"] for r in written] == [r["query"] for r in ROWS]
+    assert sum(len(r["neg"]) for r in written) / len(written) == summary["candidates_per_query"]
+
+    recipe = load_recipe(write_joint_recipe(tmp_path, tiny_model_dir, reranker_dir, refresh_every=0,
+                                            negative_max_preference=1.0))
+    assert run_task(recipe, select_backend(bgekit_pm.registry, "cpu"))["candidates_per_query"] == 3
 
 
 def test_a_joint_recipe_without_a_reranker_is_refused(tmp_path, tiny_model_dir, bgekit_pm):

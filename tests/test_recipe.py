@@ -205,7 +205,12 @@ def test_secrets_come_from_the_environment_and_are_masked(toy_plugin, child, tmp
     assert recipe.values["callbacks"][0]["api_key"] == "sk-very-secret"
     saved = recipe.save(tmp_path / "out").read_text()
     assert "sk-very-secret" not in saved and "sk-very-secret" not in recipe.to_yaml()
-    assert "api_key: '***'" in saved
+    assert "api_key: ${env:TOY_API_KEY}" in saved  # the reference, so the saved recipe runs again
+    rerun = load_recipe(tmp_path / "out" / "resolved_recipe.yaml")
+    assert rerun.values["callbacks"][0]["api_key"] == "sk-very-secret"
+    monkeypatch.delenv("TOY_API_KEY")
+    with pytest.raises(RecipeError, match="TOY_API_KEY is not set"):
+        load_recipe(tmp_path / "out" / "resolved_recipe.yaml")
 
 
 def test_saved_recipe_records_sources_and_versions_and_reloads_to_the_same_values(toy_plugin, child, tmp_path):

@@ -47,7 +47,7 @@ from bgekit.registry import Registry
 from bgekit.train import checkpoint as ckpt
 from bgekit.train.batching import LengthGroupedBatcher
 from bgekit.train.callbacks import build_callbacks, run_lifecycle
-from bgekit.train.candidates import CandidateRefresher, denoise_negatives
+from bgekit.train.candidates import CandidateRefresher
 from bgekit.train.collate import Collator, TrainBatch
 from bgekit.train.distributed import setup_process, teardown_process
 from bgekit.train.embedder_task import (
@@ -87,7 +87,8 @@ class JointSettings:
     distill_weight: float = 1.0
     contrastive_weight: float = 0.0
     distill_to_reranker: bool = True
-    negative_max_probability: float = 0.1
+    negative_max_preference: float = 0.5
+    mine_at_start: bool = False
     refresh_every: int = 0
     score_batch_size: int = 32
 
@@ -286,21 +287,19 @@ def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = Non
         model = JointModel(retriever, reranker).to(process.device)
         log = console.print if process.is_main else None
 
-        # Denoise the data's negatives with the starting reranker before the first step.
-        with torch.no_grad():
-            initial, stats = denoise_negatives(examples, reranker.eval(), max_probability=settings.negative_max_probability,
-                                               keep_at_least=group_size - 1, batch_size=settings.score_batch_size)
-        if log:
-            log(f"denoised the data's {stats.scored} negatives with the reranker: {stats.dropped} dropped as likely "
-                f"positives, {stats.kept_anyway} kept only to fill groups")
-        sampler = RefreshingSampler(initial, group_size, seed=config.seed, log=log)
-        refresher = None
-        if settings.refresh_every:
-            refresher = CandidateRefresher(examples, sampler, max_probability=settings.negative_max_probability,
-                                           keep_at_least=group_size - 1, score_batch_size=settings.score_batch_size,
-                                           miner=values.get("miner") or {"name": "dense"}, output_dir=output_dir,
-                                           mine_batch_size=(values.get("evaluate") or {}).get("batch_size", 64),
-                                           registry=registry, log=log)
+        # The first candidate lists: the data's negatives, plus (mine_at_start, RocketQAv2's hybrid data
+        # augmentation) those the starting retriever finds, all denoised by the starting reranker.
+        sampler = RefreshingSampler(examples, group_size, seed=config.seed, log=log)
+        candidates = CandidateRefresher(
+            examples, sampler, max_preference=settings.negative_max_preference, keep_at_least=group_size - 1,
+            score_batch_size=settings.score_batch_size, output_dir=output_dir, registry=registry, log=log,
+            write=process.is_main,
+            miner=(values.get("miner") or {"name": "dense"}) if settings.refresh_every or settings.mine_at_start
+            else None, mine_batch_size=(values.get("evaluate") or {}).get("batch_size", 64))
+        initial = candidates.candidates(model, step=0, epoch=0, mine=settings.mine_at_start)
+        sampler.examples = list(initial)
+        stats = candidates.last_stats
+        refresher = candidates if settings.refresh_every else None
         batcher = LengthGroupedBatcher([example_length(e) for e in examples], config.batch_size,
                                        seed=config.seed, shuffle=data.get("shuffle", True),
                                        length_grouping=data.get("length_grouping", True),
@@ -352,6 +351,7 @@ def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = Non
         "examples": len(examples),
         "skipped_rows": len(errors),
         "denoised_negatives_dropped": stats.dropped,
+        "candidates_per_query": round(sum(len(e.neg) for e in initial) / max(1, len(initial)), 2),
         **result.summary(),
         "device": backend.name,
         "dtype": dtype,

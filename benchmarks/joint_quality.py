@@ -47,6 +47,8 @@ def recipe_values(task: str, output_dir: Path, args: argparse.Namespace) -> dict
     train = {"max_steps": args.steps, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
              "warmup_ratio": 0.1, "logging_steps": 5, "dtype": "fp32"}
     train_file = DATA / "train.jsonl"
+    if task == "joint" and args.joint_train:
+        train_file = Path(args.joint_train)
     if task != "joint" and args.alone_on_candidates:  # the lists joint training built, mined and denoised
         train_file = Path(args.output_dir) / "joint" / "candidates" / "step-0.jsonl"
     values = {"task": task, "output_dir": str(output_dir), "seed": 42,
@@ -100,6 +102,9 @@ def main() -> int:
     parser.add_argument("--miner-range", type=int, nargs=2, default=[0, 30], metavar=("FROM", "TO"))
     parser.add_argument("--num-mined", type=int, default=15, help="joint: candidates mined per query")
     parser.add_argument("--max-preference", type=float, default=0.5, help="joint: negative_max_preference")
+    parser.add_argument("--joint-train", metavar="FILE",
+                        help="joint: train on FILE instead of train.jsonl, e.g. the candidates/step-0.jsonl an "
+                             "earlier --mine-at-start run built (with --max-preference 1: no second denoising)")
     parser.add_argument("--alone-on-candidates", action="store_true",
                         help="train the models alone on the candidate lists the joint run built (its "
                              "candidates/step-0.jsonl), so only the objective differs; joint trains first")
@@ -113,6 +118,8 @@ def main() -> int:
                         help="evaluate the models an earlier run trained into --output-dir")
     parser.add_argument("--joint-only", action="store_true",
                         help="train only the joint models; the alone ones come from an earlier run in --output-dir")
+    parser.add_argument("--alone-only", action="store_true",
+                        help="train only the models alone; the joint ones come from an earlier run in --output-dir")
     parser.add_argument("--json", dest="json_out", help="also write the result here")
     args = parser.parse_args()
     if args.reranker_init and not (Path(args.reranker_init) / "config.json").is_file():
@@ -135,6 +142,10 @@ def main() -> int:
     elif args.joint_only:  # another joint setting against the models trained alone by an earlier run
         alone_retriever, alone_reranker = out / "retriever-alone" / "model", out / "reranker-alone" / "model"
         joint = train("joint", out / "joint", args)
+    elif args.alone_only:  # other models alone against the joint models of an earlier run in --output-dir
+        joint = {"retriever_dir": str(out / "joint" / "retriever"), "reranker_dir": str(out / "joint" / "reranker")}
+        alone_retriever = Path(train("embedder", out / "retriever-alone", args)["model_dir"])
+        alone_reranker = Path(train("reranker", out / "reranker-alone", args)["model_dir"])
     else:  # joint first: --alone-on-candidates trains the others on the lists it built
         joint = train("joint", out / "joint", args)
         alone_retriever = Path(train("embedder", out / "retriever-alone", args)["model_dir"])
@@ -155,29 +166,45 @@ def main() -> int:
         return {qid: {data.doc_ids[i]: float(s) for i, s in zip(row.tolist(), scores.tolist()) if i >= 0}
                 for qid, row, scores in zip(found.query_ids, found.indices, found.scores)}
 
+    def joint_vs_alone(values: dict, metric: str) -> dict:
+        """Paired bootstrap CI and randomisation p of joint minus alone over the same queries."""
+        from bgekit.evaluate.stats import paired_test
+
+        alone, joint_values = values["alone"], values["joint"]
+        assert alone.qids == joint_values.qids
+        test = paired_test(alone.per_query[metric], joint_values.per_query[metric]).to_json()
+        return {k: round(v, 4) if isinstance(v, float) else v for k, v in test.items()
+                if k in ("delta", "ci_low", "ci_high", "p_value", "improved", "hurt", "tied")}
+
     retriever_metrics = ["ndcg@10", f"recall@{args.top_k}", "mrr@10"]
     retrievers = {"base": Embedder.from_pretrained(resolve_model_path(BASE), heads=[{"name": "dense", "pooling": "mean"}]),
                   "alone": Embedder.from_pretrained(str(alone_retriever)),
                   "joint": Embedder.from_pretrained(joint["retriever_dir"])}
     runs = {name: run_of(model) for name, model in retrievers.items()}
+    retriever_values = {name: evaluate_run(run, data.qrels, retriever_metrics) for name, run in runs.items()}
     result: dict = {
         "data": f"{DATA.name} held-out books: {len(data.query_ids)} queries, {len(data.doc_ids)} documents",
         "settings": {k: v for k, v in vars(args).items() if k not in ("json_out", "output_dir")},
-        "retriever": {name: {k: round(v, 4) for k, v in evaluate_run(run, data.qrels, retriever_metrics).summary().items()}
-                      for name, run in runs.items()},
+        "retriever": {name: {k: round(v, 4) for k, v in values.summary().items()}
+                      for name, values in retriever_values.items()},
+        "retriever_joint_minus_alone": {"ndcg@10": joint_vs_alone(retriever_values, "ndcg@10"),
+                                        "mrr@10": joint_vs_alone(retriever_values, "mrr@10")},
     }
     candidates = {qid: list(docs_scores) for qid, docs_scores in runs["base"].items()}
     rerankers = {"alone": alone_reranker, "joint": Path(joint["reranker_dir"])}
     if args.reranker_init:
         rerankers = {"init": Path(args.reranker_init), **rerankers}
     result["reranker_on_base_top"] = {}
+    reranker_values = {}
     for name, folder in rerankers.items():
         model = CrossEncoder.from_pretrained(folder, max_length=144, query_max_length=48)
         ranked = rerank_candidates(model, candidates, queries, docs, batch_size=32)
         run = {qid: dict(items) for qid, items in ranked.items()}
-        result["reranker_on_base_top"][name] = {k: round(v, 4) for k, v in
-                                                evaluate_run(run, data.qrels, ["mrr@10", "ndcg@10"]).summary().items()}
+        reranker_values[name] = evaluate_run(run, data.qrels, ["mrr@10", "ndcg@10"])
+        result["reranker_on_base_top"][name] = {k: round(v, 4) for k, v in reranker_values[name].summary().items()}
     result["reranker_on_base_top"]["none (base order)"] = result["retriever"]["base"]
+    result["reranker_joint_minus_alone"] = {"mrr@10": joint_vs_alone(reranker_values, "mrr@10"),
+                                            "ndcg@10": joint_vs_alone(reranker_values, "ndcg@10")}
     print(json.dumps(result, indent=2))
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result, indent=2), encoding="utf-8")

@@ -39,10 +39,13 @@ def _int(default: int | None, description: str, minimum: int | None = None) -> d
     return out
 
 
-def _num(default: float, description: str, minimum: float | None = None) -> dict[str, Any]:
+def _num(default: float, description: str, minimum: float | None = None,
+         maximum: float | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"type": "number", "default": default, "description": description}
     if minimum is not None:
         out["minimum"] = minimum
+    if maximum is not None:
+        out["maximum"] = maximum
     return out
 
 
@@ -169,7 +172,8 @@ def outer_schema() -> dict[str, Any]:
                     "negative_max_preference": _num(0.5, "denoising: a candidate stays a hard negative only "
                                                          "while the reranker's preference for it over the "
                                                          "labelled positive, sigmoid(logit_neg - logit_pos), "
-                                                         "is below this", 0),
+                                                         "is below this (1 keeps every candidate and scores "
+                                                         "none)", 0, 1),
                     "mine_at_start": _bool(False, "before the first step, add the candidates the starting "
                                                   "retriever finds ('miner' section, dense by default) to the "
                                                   "data's negatives, denoised (RocketQAv2's hybrid data "

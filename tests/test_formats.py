@@ -138,3 +138,18 @@ def test_trec_xml_declared_gb18030(tmp_path):
     result = CliRunner().invoke(main, ["data", "convert", str(path), str(out)])
     assert result.exit_code == 0, result.output
     assert _jsonl(out) == [{"query": "问题", "pos": ["答案。"], "neg": []}]
+
+
+@pytest.mark.parametrize("labels, words", [
+    ([2, 1, 1], "3 labels for 2 passages"),
+    ([2, 0], "must be finite and > 0"),
+    (["high", 1], "list of numbers"),
+])
+def test_graded_labels_of_positives_are_checked(labels, words):
+    from bgekit.data.example import RowError, example_from_mapping
+
+    row = {"query": "q", "pos": ["a", "b"], "neg": ["c"], "pos_labels": labels}
+    error = example_from_mapping(row, "train.jsonl", 7)
+    assert isinstance(error, RowError) and error.field == "pos_labels" and words in error.reason
+    good = example_from_mapping({**row, "pos_labels": [3, 1]}, "train.jsonl", 7)
+    assert good.pos_labels == [3.0, 1.0] and good.to_json()["pos_labels"] == [3.0, 1.0]

@@ -116,6 +116,8 @@ def test_denoising_drops_negatives_the_reranker_prefers_to_the_positive():
     assert kept[0].neg == ["n 0", "n 5", "n 1"] and stats.dropped == 1
     kept, stats = denoise_negatives(examples, NumberReranker(), max_preference=0.5, keep_at_least=3)
     assert kept[0].neg == ["n 0", "n 5", "n 1"] and stats.kept_anyway == 1  # the least preferred fill the group
+    kept, stats = denoise_negatives(examples, None, max_preference=1.0, keep_at_least=2)  # no reranker needed
+    assert kept == examples and stats.scored == 0 and stats.dropped == 0
 
 
 def test_denoising_only_looks_at_logit_differences():

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from bgekit.devices import select_backend
@@ -88,6 +89,46 @@ def test_bgekit_run_trains_a_reranker_that_ranks_positives_first(tmp_path, reran
     # the trained model puts most positives first, more than the random base model does
     before, after = positives_ranked_first(reranker), positives_ranked_first(model_dir)
     assert after >= 0.75 and after > before, (before, after)
+
+
+def write_graded_pairs(path: Path) -> Path:
+    """Per query: the answer graded 2, a partly relevant passage graded 1 (its first 'negative'), the rest 0."""
+    lines = [json.dumps({"query": query, "passage": passage, "label": {0: 2, 1: 1}.get(i, 0)}, ensure_ascii=False)
+             for query, pos, negs in GROUPS for i, passage in enumerate([pos, *negs])]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_graded_pairs_reach_the_loss_as_graded_labels(tmp_path, reranker, bgekit_pm, monkeypatch):
+    from bgekit.data.readers import read_examples
+    from bgekit.models.cross_encoder import CrossEncoder
+    from bgekit.train.sampling import GroupSampler
+
+    data = write_graded_pairs(tmp_path / "graded.jsonl")
+    examples = list(read_examples(data, fmt="pairs"))
+    assert [e.pos_labels for e in examples] == [[2.0, 1.0]] * 4 and all(len(e.neg) == 2 for e in examples)
+    collate = reranker_task.RerankCollator(CrossEncoder.from_pretrained(reranker, max_length=48, query_max_length=16))
+    sampler = GroupSampler(examples, group_size=3, seed=0, graded=True)
+    batch = collate([sampler.sample(i, epoch) for epoch in range(3) for i in range(4)])
+    assert set(batch.labels[:, 0].tolist()) == {1.0, 2.0}  # either positive may lead its group ...
+    assert all(row[1:].max() < row[0] for row in batch.labels)  # ... above every other passage's label
+    assert (batch.labels[:, 1:] == 1.0).any()  # and the grade-1 passage also serves below the grade-2 one
+
+    # the task itself samples graded groups: record the labels its batches carry to the loss
+    seen = []
+    collate_batch = reranker_task.RerankCollator.__call__
+
+    def recording(self, groups):
+        batch = collate_batch(self, groups)
+        seen.append(batch.labels.clone())
+        return batch
+
+    monkeypatch.setattr(reranker_task.RerankCollator, "__call__", recording)
+    recipe = load_recipe(write_recipe(tmp_path, reranker, data, loss={"name": "lambdarank"}))
+    reranker_task.run(recipe, select_backend(bgekit_pm.registry, "cpu"), show_progress=False)
+    labels = torch.cat(seen)
+    assert set(labels.unique().tolist()) == {0.0, 1.0, 2.0}
+    assert all(row[1:].max() < row[0] for row in labels)
 
 
 def test_distillation_uses_teacher_scores_from_the_data(tmp_path, reranker, bgekit_pm):

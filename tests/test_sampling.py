@@ -110,3 +110,30 @@ def test_sampling_is_a_function_of_seed_epoch_and_index():
 def test_prompt_travels_with_the_group():
     example = Example(query="q", pos=["p"], neg=["n"], prompt="Represent this: ")
     assert GroupSampler([example], group_size=2).sample(0).prompt == "Represent this: "
+
+
+def graded_example() -> Example:
+    return Example(query="q", pos=["p3", "p2", "p1"], neg=["n-a", "n-b"], pos_labels=[3.0, 2.0, 1.0],
+                   pos_scores=[0.9, 0.6, 0.3], neg_scores=[0.1, 0.0])
+
+
+def test_graded_groups_let_lower_graded_positives_fill_negative_slots_with_their_labels():
+    example = graded_example()
+    grade = dict(zip(example.pos, example.pos_labels)) | {"n-a": 0.0, "n-b": 0.0}
+    score = dict(zip(example.pos, example.pos_scores)) | dict(zip(example.neg, example.neg_scores))
+    seen_positive_as_negative = False
+    for epoch in range(30):
+        group = GroupSampler([example], group_size=3, seed=0, graded=True).sample(0, epoch)
+        top = group.labels[0]
+        assert group.labels == [grade[p] for p in group.passages]  # each passage carries its own label
+        assert group.teacher_scores == [score[p] for p in group.passages]
+        assert all(label < top for label in group.labels[1:])  # never a passage graded as high as the first
+        seen_positive_as_negative |= any(label > 0 for label in group.labels[1:])
+    assert seen_positive_as_negative
+
+
+def test_without_graded_sampling_groups_stay_binary():
+    """The embedder's sampler never puts a positive in a negative slot, graded or not."""
+    for epoch in range(10):
+        group = GroupSampler([graded_example()], group_size=3, seed=0).sample(0, epoch)
+        assert group.labels is None and set(group.passages[1:]) <= {"n-a", "n-b"}

@@ -9,6 +9,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from bgekit.commands.params import MODEL_DIR
+
 
 def _read_texts(path: str) -> list[str]:
     """One text per line of a .txt file, or the ``text`` of each line of a .jsonl file."""
@@ -30,7 +32,7 @@ def _read_texts(path: str) -> list[str]:
 
 
 @click.command("bench")
-@click.option("--model", "model_path", required=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--model", "model_path", required=True, type=MODEL_DIR,
               help="a saved embedder or reranker directory")
 @click.option("--kind", type=click.Choice(["auto", "retriever", "reranker"]), default="auto", show_default=True,
               help="what the model is; auto: a sequence-classification checkpoint is a reranker, else a retriever")

@@ -21,6 +21,7 @@ from bgekit.commands.eval import (
     save_result,
     split_metrics,
 )
+from bgekit.commands.params import MODEL_DIR
 
 
 def _model_kind(path: str, kind: str) -> str:
@@ -50,9 +51,9 @@ def _result(which: str, path: str, kind: str, names, loaders: dict, options: dic
 
 
 @click.command("compare")
-@click.option("--baseline", required=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--baseline", required=True, type=MODEL_DIR,
               help="the model you start from, or a result directory from 'bgekit eval ... --output'")
-@click.option("--candidate", required=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--candidate", required=True, type=MODEL_DIR,
               help="the model to judge (e.g. your fine-tuned one), or a result directory")
 @eval_data_options
 @click.option("--kind", type=click.Choice(["auto", "retriever", "reranker"]), default="auto", show_default=True,

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from bgekit.commands.params import MODEL_DIR
 from bgekit.errors import BgekitError
 
 ENCODING_HELP = "Text encoding (auto: BOM, UTF-8, UTF-16, GB18030/GBK); e.g. gb18030, utf-16."
@@ -38,7 +39,7 @@ def data() -> None:
 @click.argument("file", type=click.Path(exists=True))
 @click.option("--format", "fmt", default="auto", show_default=True, help="Data format name, or auto to detect.")
 @click.option("--encoding", default="auto", show_default=True, help=ENCODING_HELP)
-@click.option("--tokenizer", type=click.Path(exists=True, file_okay=False),
+@click.option("--tokenizer", type=MODEL_DIR,
               help="Tokenizer directory: warn about texts longer than --max-length tokens.")
 @click.option("--max-length", type=int, default=None, help="Token limit for the length warning (default 512).")
 @click.option("--score-range", help="Allowed teacher score range LOW:HIGH, e.g. 0:1.")
@@ -117,7 +118,7 @@ def convert(src: str, out: str, fmt: str, to: str, encoding: str, strict: bool) 
 @click.option("--overlap", type=int, default=0, show_default=True, help="Overlap between neighbouring passages (same unit).")
 @click.option("--by", type=click.Choice(["sentence", "paragraph", "window"]), default="sentence", show_default=True,
               help="Keep whole sentences, whole paragraphs, or cut fixed windows.")
-@click.option("--tokenizer", type=click.Path(exists=True, file_okay=False), help="Measure sizes in this tokenizer's tokens.")
+@click.option("--tokenizer", type=MODEL_DIR, help="Measure sizes in this tokenizer's tokens.")
 @click.option("--encoding", default="auto", show_default=True, help=ENCODING_HELP)
 def split(files: tuple[str, ...], out: str, chunk_size: int, overlap: int, by: str, tokenizer: str | None,
           encoding: str) -> None:

@@ -10,6 +10,7 @@ from typing import Sequence
 import click
 from rich.console import Console
 
+from bgekit.commands.params import MODEL_DIR
 from bgekit.recipe_schema import EVAL_DATA
 
 DEFAULT_METRICS: list[str] = list(EVAL_DATA["properties"]["metrics"]["default"])
@@ -262,7 +263,7 @@ def run_reranker_eval(model_path: str, data, names: list[str], options: dict, la
 
 
 @eval_group.command("retriever")
-@click.option("--model", "model_path", required=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--model", "model_path", required=True, type=MODEL_DIR,
               help="a saved embedder directory (FlagEmbedding layout)")
 @eval_data_options
 @retrieval_options
@@ -297,7 +298,7 @@ def retriever_command(model_path: str, eval_data: str | None, split: str, corpus
 
 
 @eval_group.command("reranker")
-@click.option("--model", "model_path", required=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--model", "model_path", required=True, type=MODEL_DIR,
               help="a saved reranker directory (AutoModelForSequenceClassification, one label)")
 @eval_data_options
 @reranker_options
@@ -335,9 +336,9 @@ def reranker_command(model_path: str, eval_data: str | None, split: str, corpus:
 
 
 @eval_group.command("pipeline")
-@click.option("--retriever", "retriever_path", required=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--retriever", "retriever_path", required=True, type=MODEL_DIR,
               help="a saved embedder directory (FlagEmbedding layout)")
-@click.option("--reranker", "reranker_path", required=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--reranker", "reranker_path", required=True, type=MODEL_DIR,
               help="a saved reranker directory")
 @eval_data_options
 @click.option("--retrieve-top", type=click.IntRange(min=1), default=100, show_default=True,

@@ -20,6 +20,8 @@ class Example:
     neg: list[str] = field(default_factory=list)
     pos_scores: list[float] | None = None
     neg_scores: list[float] | None = None
+    #: graded relevance of each positive (e.g. 1-3 from qrels); None means every positive counts 1
+    pos_labels: list[float] | None = None
     prompt: str | None = None
     type: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -29,7 +31,7 @@ class Example:
     def to_json(self) -> dict[str, Any]:
         """The canonical JSONL object; unset optional fields are left out."""
         out: dict[str, Any] = {"query": self.query, "pos": self.pos, "neg": self.neg}
-        for name in ("pos_scores", "neg_scores", "prompt", "type"):
+        for name in ("pos_scores", "neg_scores", "pos_labels", "prompt", "type"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
@@ -56,7 +58,7 @@ class RowError:
                 "reason": self.reason, "raw": self.raw}
 
 
-KNOWN_FIELDS = {"query", "pos", "neg", "pos_scores", "neg_scores", "prompt", "type"}
+KNOWN_FIELDS = {"query", "pos", "neg", "pos_scores", "neg_scores", "pos_labels", "prompt", "type"}
 
 
 def example_from_mapping(row: Mapping[str, Any], path: str, line: int, *,
@@ -111,6 +113,18 @@ def example_from_mapping(row: Mapping[str, Any], path: str, line: int, *,
         if out_of_range:
             return bad(out_of_range, name)
         scores[name] = [float(v) for v in value]
+    labels = row.get("pos_labels")
+    if labels is not None:
+        if not isinstance(labels, list) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in labels
+        ):
+            return bad("must be a list of numbers (the graded relevance of each positive)", "pos_labels")
+        if len(labels) != len(lists["pos"]):
+            return bad(f"has {len(labels)} labels for {len(lists['pos'])} passages in 'pos'", "pos_labels")
+        if any(not (v > 0 and v != float("inf")) for v in labels):
+            return bad("labels of positives must be finite and > 0 (a non-relevant passage goes in 'neg')",
+                       "pos_labels")
+        labels = [float(v) for v in labels]
     positives = {p.strip() for p in lists["pos"]}
     for i, neg in enumerate(lists["neg"]):
         if neg.strip() in positives:
@@ -120,7 +134,7 @@ def example_from_mapping(row: Mapping[str, Any], path: str, line: int, *,
             return bad("must be a string", name)
     extra = {k: v for k, v in row.items() if k not in KNOWN_FIELDS}
     return Example(query=query, pos=lists["pos"], neg=lists["neg"],
-                   pos_scores=scores["pos_scores"], neg_scores=scores["neg_scores"],
+                   pos_scores=scores["pos_scores"], neg_scores=scores["neg_scores"], pos_labels=labels,
                    prompt=row.get("prompt"), type=row.get("type"), extra=extra, line=line)
 
 

@@ -53,6 +53,8 @@ def denoise_negatives(examples: Sequence[Example], reranker: Any, *, max_prefere
     def query_of(e: Example) -> str:
         return e.query if e.prompt is None else e.prompt + e.query
 
+    if max_preference >= 1.0:  # every preference is below 1: nothing could be dropped, so score nothing
+        return list(examples), DenoiseStats(scored=0)
     pairs = [(query_of(e), p) for e in examples for p in (*e.pos, *e.neg)]
     logits = reranker.score(pairs, batch_size=batch_size) if pairs else np.zeros(0)
     stats = DenoiseStats(scored=sum(len(e.neg) for e in examples))

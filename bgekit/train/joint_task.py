@@ -16,9 +16,11 @@ query: its positive and ``group_size - 1`` candidates):
   weighted by ``joint.contrastive_weight`` (0 by default: the paper has none).
 
 Candidates are denoised hard negatives (:mod:`bgekit.train.candidates`): the
-data's negatives, plus, every ``joint.refresh_every`` steps, those the current
-retriever mines (``miner`` section), each kept only while the current reranker
-scores it confidently irrelevant.
+data's negatives, plus those the starting retriever mines (``miner`` section)
+with ``joint.mine_at_start`` (the paper's hybrid data augmentation) and those
+the current retriever mines every ``joint.refresh_every`` steps; a candidate
+the reranker prefers to the labelled positive is dropped as a likely
+unlabelled positive.
 
 Both models live in one :class:`JointModel`, so the shared
 :class:`~bgekit.train.trainer.Trainer` runs one AdamW over both (the reranker

@@ -7,7 +7,10 @@ by :class:`~bgekit.train.sampling.GroupSampler`), here scored as
 ``group_size`` (query, passage) pairs by the cross-encoder. The losses
 (``listwise-ce`` by default; ``ranknet``, ``lambdarank``, ``bce``,
 ``rerank-kd``) take the (Q, G) logits, (Q, G) labels (1 for the positive, 0
-for the negatives) and the teacher's (Q, G) scores when every group has them.
+for the negatives; with graded data, ``pos_labels`` or a ``pairs`` file with
+labels above 1, the positive's grade, and lower-graded positives may fill
+negative slots with theirs) and the teacher's (Q, G) scores when every group
+has them.
 
 Pair lengths come from the recipe's ``model`` section: the query keeps at
 most ``query_max_length`` tokens and the pair at most ``query_max_length +
@@ -96,6 +99,9 @@ class RerankCollator:
         features = self.model.collate(self.model.tokenize_pairs(queries, passages))
         labels = torch.zeros(len(groups), group_size)
         labels[:, 0] = 1.0  # the sampler puts the positive first
+        for row, group in enumerate(groups):
+            if group.labels is not None:  # graded relevance (data with pos_labels)
+                labels[row] = torch.tensor(group.labels, dtype=torch.float32)
         teacher = None
         if all(g.teacher_scores is not None for g in groups):
             teacher = torch.tensor([g.teacher_scores for g in groups], dtype=torch.float32)
@@ -173,7 +179,7 @@ def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = Non
         if 0 < with_scores < len(examples) and process.is_main:
             console.print(f"[yellow]{with_scores} of {len(examples)} examples have teacher scores; a batch "
                           "with any example without them has no teacher scores for its losses[/yellow]")
-        sampler = GroupSampler(examples, data.get("group_size", 8), seed=config.seed)
+        sampler = GroupSampler(examples, data.get("group_size", 8), seed=config.seed, graded=True)
         batcher = LengthGroupedBatcher([example_length(e) for e in examples], config.batch_size,
                                        seed=config.seed, shuffle=data.get("shuffle", True),
                                        length_grouping=data.get("length_grouping", True),

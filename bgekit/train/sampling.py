@@ -11,7 +11,11 @@ training dataset:
   (their positives and negatives), since in-batch negatives alone would leave
   its group short;
 - a negative equal to one of the query's positives is never used;
-- teacher scores (``pos_scores``/``neg_scores``) follow the chosen passages.
+- teacher scores (``pos_scores``/``neg_scores``) follow the chosen passages;
+- with ``graded=True`` (reranker training) and graded positives
+  (``pos_labels``), the positives graded below the chosen one may fill
+  negative slots too, and the group carries every passage's label, so a
+  graded loss (listwise-ce, lambdarank, ...) learns that 3 beats 1 beats 0.
 
 Every draw comes from a generator seeded by ``(seed, epoch, example index)``,
 so a group depends on nothing else: the same seed gives the same data on any
@@ -41,12 +45,14 @@ class TrainGroup:
     passages: list[str]
     teacher_scores: list[float] | None = None
     prompt: str | None = None
+    #: relevance of each passage (the positive's grade first, 0 for negatives); None: binary (1, 0, 0, ...)
+    labels: list[float] | None = None
 
 
 class GroupSampler:
     """Draws a :class:`TrainGroup` for any example, reproducibly."""
 
-    def __init__(self, examples: Sequence[Example], group_size: int, seed: int = 42) -> None:
+    def __init__(self, examples: Sequence[Example], group_size: int, seed: int = 42, *, graded: bool = False) -> None:
         if group_size < 1:
             raise ValueError(f"group_size must be at least 1, not {group_size}")
         if not examples:
@@ -54,6 +60,7 @@ class GroupSampler:
         self.examples = examples
         self.group_size = group_size
         self.seed = seed
+        self.graded = graded
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -69,27 +76,31 @@ class GroupSampler:
         positive = example.pos[pos_i]
         positives = {p.strip() for p in example.pos}
         wanted = self.group_size - 1
+        graded = self.graded and example.pos_labels is not None
 
-        candidates = [i for i, n in enumerate(example.neg) if n.strip() not in positives]
-        negatives: list[str] = []
-        neg_scores: list[float] | None = []
-        if wanted and candidates:
-            if len(candidates) < wanted:  # too few: repeat the list, as FlagEmbedding does
-                candidates = candidates * math.ceil(wanted / len(candidates))
-            chosen = rng.sample(candidates, wanted)
-            negatives = [example.neg[i] for i in chosen]
-            neg_scores = [example.neg_scores[i] for i in chosen] if example.neg_scores is not None else None
+        # (passage, label, teacher score) of every passage that may fill a negative slot
+        pool = [(n, 0.0, example.neg_scores[i] if example.neg_scores is not None else None)
+                for i, n in enumerate(example.neg) if n.strip() not in positives]
+        if graded:
+            top = example.pos_labels[pos_i]
+            pool += [(p, label, example.pos_scores[j] if example.pos_scores is not None else None)
+                     for j, (p, label) in enumerate(zip(example.pos, example.pos_labels)) if label < top]
+        chosen: list[tuple[str, float, float | None]] = []
+        scored = example.neg_scores is not None
+        if wanted and pool:
+            if len(pool) < wanted:  # too few: repeat the list, as FlagEmbedding does
+                pool = pool * math.ceil(wanted / len(pool))
+            chosen = rng.sample(pool, wanted)
         elif wanted:
-            negatives = self._random_passages(index, positives, wanted, rng)
-            neg_scores = None  # a teacher never scored these passages for this query
+            chosen = [(p, 0.0, None) for p in self._random_passages(index, positives, wanted, rng)]
+            scored = False  # a teacher never scored these passages for this query
 
         teacher: list[float] | None = None
-        if example.pos_scores is not None and neg_scores is not None:
-            teacher = [example.pos_scores[pos_i], *neg_scores]
-        elif example.pos_scores is not None and wanted == 0:
-            teacher = [example.pos_scores[pos_i]]
-        return TrainGroup(query=example.query, passages=[positive, *negatives],
-                          teacher_scores=teacher, prompt=example.prompt)
+        if example.pos_scores is not None and (scored or wanted == 0):
+            teacher = [example.pos_scores[pos_i], *(score for _, _, score in chosen)]
+        labels = [example.pos_labels[pos_i], *(label for _, label, _ in chosen)] if graded else None
+        return TrainGroup(query=example.query, passages=[positive, *(p for p, _, _ in chosen)],
+                          teacher_scores=teacher, prompt=example.prompt, labels=labels)
 
     def _random_passages(self, index: int, positives: set[str], count: int, rng: random.Random) -> list[str]:
         """Passages of other examples, none equal to one of this query's positives."""

@@ -130,6 +130,9 @@ class PairsReader:
             if not row["pos"]:
                 yield RowError(path, group.line, "no pair of this query has label > 0", "label")
                 continue
+            graded = [p.label for p in pairs if p.label > 0]
+            if any(label != 1 for label in graded):  # graded relevance: keep it for the reranker's losses
+                row["pos_labels"] = graded
             scored = [p.score is not None for p in pairs]
             if any(scored) and not all(scored):
                 yield RowError(path, group.line, "some pairs of this query have a score and some do not", "score")

@@ -89,7 +89,7 @@ def recipe_values(task: str, output_dir: Path, args: argparse.Namespace) -> dict
         train_file = Path(args.joint_train)
     if task != "joint" and args.alone_on_candidates:  # the lists joint training built, mined and denoised
         train_file = Path(args.output_dir) / "joint" / "candidates" / "step-0.jsonl"
-    values = {"task": task, "output_dir": str(output_dir), "seed": 42,
+    values = {"task": task, "output_dir": str(output_dir), "seed": args.seed,
               "data": {"train": str(train_file), "group_size": args.group_size}, "train": train}
     if task == "embedder":
         values.update(model=retriever, loss={"name": "infonce", "temperature": 0.05})
@@ -129,6 +129,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", default=str(REPO / "runs" / "joint-quality"))
     parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=42, help="training seed (data order, sampling, dropout)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--group-size", type=int, default=4)
     parser.add_argument("--learning-rate", type=float, default=5e-5, help="the retriever's")

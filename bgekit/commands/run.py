@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -60,4 +61,5 @@ def run(recipe: str, overrides: tuple[str, ...], dry_run: bool) -> None:
     from bgekit.tasks import run_task
 
     result = run_task(resolved, backend)
-    click.echo(json.dumps(result, indent=2, default=str))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun the main process speaks for the run
+        click.echo(json.dumps(result, indent=2, default=str))

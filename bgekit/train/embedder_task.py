@@ -139,13 +139,17 @@ def write_model(model: Any, recipe: Any, folder: Path) -> None:
         recipe.save(folder)
 
 
-def save_final_model(model: Any, recipe: Any, output_dir: Path) -> Path:
-    """``<output_dir>/model``: the model and its resolved recipe, written to a temp folder then renamed."""
-    final = output_dir / "model"
-    tmp = output_dir / f"model{ckpt.TEMP_MARK}{secrets.token_hex(4)}"
+def save_model_atomically(model: Any, recipe: Any, final: Path) -> Path:
+    """``model`` and its resolved recipe into ``final``, written to a temp folder beside it then renamed."""
+    tmp = final.parent / f"{final.name}{ckpt.TEMP_MARK}{secrets.token_hex(4)}"
     write_model(model, recipe, tmp)
     ckpt.replace_dir(tmp, final)
     return final
+
+
+def save_final_model(model: Any, recipe: Any, output_dir: Path) -> Path:
+    """``<output_dir>/model``, written atomically."""
+    return save_model_atomically(model, recipe, output_dir / "model")
 
 
 def build_refresh(values: dict[str, Any], examples: list[Example], sampler: RefreshingSampler,

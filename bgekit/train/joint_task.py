@@ -32,7 +32,6 @@ resolved recipe beside it.
 
 from __future__ import annotations
 
-import secrets
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,7 +45,6 @@ from bgekit.devices import DeviceBackend
 from bgekit.errors import BgekitError
 from bgekit.plugins import get_plugin_manager
 from bgekit.registry import Registry
-from bgekit.train import checkpoint as ckpt
 from bgekit.train.batching import LengthGroupedBatcher
 from bgekit.train.callbacks import build_callbacks, run_lifecycle
 from bgekit.train.candidates import CandidateRefresher
@@ -57,7 +55,7 @@ from bgekit.train.embedder_task import (
     console,
     example_length,
     load_training_examples,
-    write_model,
+    save_model_atomically,
 )
 from bgekit.train.embedder_task import build_model as build_retriever
 from bgekit.train.refresh import RefreshingSampler
@@ -252,14 +250,6 @@ def build_reranker(values: dict[str, Any]) -> Any:
     return model
 
 
-def save_atomically(model: Any, recipe: Any, final: Path) -> Path:
-    """``model`` and the resolved recipe into ``final``, written to a temp folder then renamed."""
-    tmp = final.parent / f"{final.name}{ckpt.TEMP_MARK}{secrets.token_hex(4)}"
-    write_model(model, recipe, tmp)
-    ckpt.replace_dir(tmp, final)
-    return final
-
-
 def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = None) -> dict[str, Any]:
     """Train a retriever and a reranker together as ``recipe`` says; return a summary."""
     values: dict[str, Any] = recipe.values
@@ -336,8 +326,8 @@ def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = Non
             result = trainer.train()
             retriever_dir, reranker_dir = output_dir / RETRIEVER_DIR, output_dir / RERANKER_DIR
             if process.is_main:
-                save_atomically(retriever, recipe, retriever_dir)
-                save_atomically(reranker, recipe, reranker_dir)
+                save_model_atomically(retriever, recipe, retriever_dir)
+                save_model_atomically(reranker, recipe, reranker_dir)
             process.barrier()
     finally:
         teardown_process(process)

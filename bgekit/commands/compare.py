@@ -14,8 +14,8 @@ from bgekit.commands.eval import (
     load_rerank_inputs,
     metrics_option,
     model_options,
-    report_option,
     resolve_eval_data,
+    result_options,
     run_reranker_eval,
     run_retriever_eval,
     save_result,
@@ -66,10 +66,7 @@ def _result(which: str, path: str, kind: str, names, loaders: dict, options: dic
 @click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95,
               show_default=True, help="confidence level of the intervals")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the resampling")
-@click.option("--output", "output_dir", type=click.Path(file_okay=False),
-              help="write comparison.json (and each evaluated model's results) here")
-@report_option
-@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+@result_options("write comparison.json (and each evaluated model's results) here")
 def compare(baseline: str, candidate: str, eval_data, split, corpus, queries, qrels, kind: str, run_path,
             metrics, samples: int, confidence: float, seed: int, output_dir: str | None, report_dir: str | None,
             as_json: bool, **options) -> None:

@@ -38,6 +38,18 @@ def report_option(func):
                         help="also write report.html, report.md and metrics.json here (needs matplotlib)")(func)
 
 
+def result_options(output_help: str, json_help: str = "print JSON instead of a table"):
+    """``--output`` (saying what it writes), ``--report`` and ``--json``: how every evaluating command
+    hands back its results."""
+
+    def decorate(func):
+        func = click.option("--json", "as_json", is_flag=True, help=json_help)(func)
+        func = report_option(func)
+        return click.option("--output", "output_dir", type=click.Path(file_okay=False), help=output_help)(func)
+
+    return decorate
+
+
 def emit(results, as_json: bool, title: str, report_dir: str | None) -> None:
     """Print results as a table (or JSON), and write a report when asked."""
     from bgekit.evaluate.display import metrics_table
@@ -79,10 +91,7 @@ def eval_group() -> None:
 @metrics_option
 @click.option("--complete", is_flag=True,
               help="count qrels queries missing from the run as zeros (trec_eval -c); default skips them")
-@click.option("--output", "output_dir", type=click.Path(file_okay=False),
-              help="write metrics.json and per_query.jsonl here")
-@report_option
-@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+@result_options("write metrics.json and per_query.jsonl here")
 def metrics_command(qrels: str, run_path: str, metrics: tuple[str, ...], complete: bool, output_dir: str | None,
                     report_dir: str | None, as_json: bool) -> None:
     """Metrics of a TREC run against qrels, equal to trec_eval's.
@@ -268,10 +277,7 @@ def run_reranker_eval(model_path: str, data, names: list[str], options: dict, la
 @eval_data_options
 @retrieval_options
 @metrics_option
-@click.option("--output", "output_dir", type=click.Path(file_okay=False),
-              help="write run.trec, metrics.json and per_query.jsonl here")
-@report_option
-@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+@result_options("write run.trec, metrics.json and per_query.jsonl here")
 def retriever_command(model_path: str, eval_data: str | None, split: str, corpus: str | None, queries: str | None,
                       qrels: str | None, metrics: tuple[str, ...], output_dir: str | None, report_dir: str | None,
                       as_json: bool, **options) -> None:
@@ -303,10 +309,7 @@ def retriever_command(model_path: str, eval_data: str | None, split: str, corpus
 @eval_data_options
 @reranker_options
 @metrics_option
-@click.option("--output", "output_dir", type=click.Path(file_okay=False),
-              help="write run.trec, metrics.json and per_query.jsonl here")
-@report_option
-@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+@result_options("write run.trec, metrics.json and per_query.jsonl here")
 def reranker_command(model_path: str, eval_data: str | None, split: str, corpus: str | None, queries: str | None,
                      qrels: str | None, run_path: str | None, metrics: tuple[str, ...], output_dir: str | None,
                      report_dir: str | None, as_json: bool, **options) -> None:
@@ -347,10 +350,8 @@ def reranker_command(model_path: str, eval_data: str | None, split: str, corpus:
               help="of those, how many the reranker re-orders  [default: all of --retrieve-top]")
 @model_options("mode", "weights", "batch_size", "query_max_length", "passage_max_length", "max_length", "device")
 @metrics_option
-@click.option("--output", "output_dir", type=click.Path(file_okay=False),
-              help="write run.trec, metrics.json and per_query.jsonl here, the retriever's alone under retriever/")
-@report_option
-@click.option("--json", "as_json", is_flag=True, help="print JSON (retriever, then pipeline) instead of a table")
+@result_options("write run.trec, metrics.json and per_query.jsonl here, the retriever's alone under "
+                "retriever/", json_help="print JSON (retriever, then pipeline) instead of a table")
 def pipeline_command(retriever_path: str, reranker_path: str, eval_data: str | None, split: str,
                      corpus: str | None, queries: str | None, qrels: str | None, retrieve_top: int,
                      rerank_top: int | None, metrics: tuple[str, ...], output_dir: str | None,

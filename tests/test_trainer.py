@@ -170,8 +170,11 @@ def test_a_checkpoint_is_invisible_until_complete(tmp_path, monkeypatch):
     assert not (tmp_path / "checkpoint-7").exists()
     leftovers = [p.name for p in tmp_path.iterdir()]
     assert leftovers and all(name.startswith("checkpoint-7.tmp-") for name in leftovers)
+    for name in ("retriever.tmp-ab12", "reranker.tmp-cd34"):  # a joint run killed while saving its models
+        (tmp_path / name).mkdir()
+    (tmp_path / "notes.tmp-keep").mkdir()  # not a folder bgekit writes: left alone
     ckpt.remove_stale_temps(tmp_path)
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.tmp-keep"]
 
 
 def test_only_the_last_checkpoints_are_kept(tmp_path):

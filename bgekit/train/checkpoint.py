@@ -32,6 +32,9 @@ from bgekit.errors import BgekitError
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 TEMP_MARK = ".tmp-"
+#: the folders a run writes through a temp folder: checkpoints, the final model, the best one, and the
+#: joint task's two models; a temp folder of one of these left by a killed run is deleted at the next start
+SAVED_DIR_PREFIXES = ("checkpoint-", "model", "best", "retriever", "reranker")
 STATE_FILE = "trainer_state.pt"
 MODEL_DIR = "model"
 
@@ -54,7 +57,7 @@ def remove_stale_temps(output_dir: str | Path) -> None:
     root = Path(output_dir)
     if root.is_dir():
         for path in root.iterdir():
-            if path.is_dir() and TEMP_MARK in path.name and path.name.startswith(("checkpoint-", "model", "best")):
+            if path.is_dir() and TEMP_MARK in path.name and path.name.startswith(SAVED_DIR_PREFIXES):
                 shutil.rmtree(path, ignore_errors=True)
 
 

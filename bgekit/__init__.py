@@ -3,6 +3,7 @@
 from bgekit.errors import BgekitError
 from bgekit.hookspecs import hookimpl
 from bgekit.registry import (
+    AugmenterSpec,
     CallbackSpec,
     ComponentSpec,
     DeviceSpec,
@@ -16,6 +17,7 @@ from bgekit.registry import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AugmenterSpec",
     "BgekitError",
     "CallbackSpec",
     "ComponentSpec",

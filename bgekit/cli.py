@@ -33,6 +33,7 @@ COMMANDS = [
     "bgekit.commands.mine:mine",
     "bgekit.commands.score:score",
     "bgekit.commands.rerank:rerank",
+    "bgekit.commands.augment:augment",
 ]
 
 

@@ -126,6 +126,24 @@ def bgekit_callbacks() -> Iterable["CallbackSpec"]:  # noqa: F821
     """
 
 
+@hookspec
+def bgekit_augmenters() -> Iterable["AugmenterSpec"]:  # noqa: F821
+    """Ways to make training data with an LLM, selected by ``bgekit augment --method NAME``.
+
+    The factory returns an :class:`bgekit.augment.augmenter.Augmenter`; its
+    ``run(item, ask)`` calls ``ask(messages, parse)`` for each chat completion it
+    needs (cached, rate-limited and retried by bgekit) and returns new texts.
+
+    Example::
+
+        @bgekit.hookimpl
+        def bgekit_augmenters():
+            yield AugmenterSpec(name="titles", summary="a title for each passage",
+                                factory=TitleAugmenter,
+                                params_schema={"properties": {"language": {"type": "string"}}})
+    """
+
+
 # --------------------------------------------------------------------------
 # Data augmentation: the first plugin that answers wins.
 # --------------------------------------------------------------------------

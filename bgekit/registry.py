@@ -121,6 +121,18 @@ class CallbackSpec(ComponentSpec):
     hook: ClassVar[str] = "bgekit_callbacks"
 
 
+@dataclass(frozen=True)
+class AugmenterSpec(ComponentSpec):
+    """A way to make training data with an LLM (``bgekit augment --method NAME``).
+
+    The factory returns an object with ``read(path)``, ``run(item, ask)`` and
+    ``output_language(item)``; see :mod:`bgekit.augment.augmenter`.
+    """
+
+    kind: ClassVar[str] = "augmenter"
+    hook: ClassVar[str] = "bgekit_augmenters"
+
+
 SPEC_TYPES: tuple[type[ComponentSpec], ...] = (
     FormatSpec,
     HeadSpec,
@@ -129,6 +141,7 @@ SPEC_TYPES: tuple[type[ComponentSpec], ...] = (
     MetricSpec,
     DeviceSpec,
     CallbackSpec,
+    AugmenterSpec,
 )
 KINDS: dict[str, type[ComponentSpec]] = {t.kind: t for t in SPEC_TYPES}
 

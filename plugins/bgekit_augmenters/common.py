@@ -1,0 +1,17 @@
+"""What the built-in augmenters share: the prompt template a recipe may override, and the system message."""
+
+from __future__ import annotations
+
+from bgekit.augment import prompts
+
+
+class TemplatePrompt:
+    """A user template (checked for unknown placeholders) and a system message."""
+
+    def __init__(self, default: str, custom: str | None, system: str | None, allowed: tuple[str, ...],
+                 where: str) -> None:
+        self.template = prompts.check_template(custom if custom is not None else default, allowed, where)
+        self.system = prompts.SYSTEM if system is None else (system or None)
+
+    def messages(self, **values: object) -> list[dict[str, str]]:
+        return prompts.messages(prompts.render(self.template, values), self.system)

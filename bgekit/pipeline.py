@@ -1,7 +1,10 @@
-"""Recipe pipelines: ``steps: [mine, score, train, evaluate]`` run in order by ``bgekit run``.
+"""Recipe pipelines: ``steps: [augment, mine, score, train, evaluate]`` run in order by ``bgekit run``.
 
 Each step reads what the one before wrote:
 
+- ``augment``: training rows written by an LLM for ``augment.input`` (the
+  ``augment`` section, :mod:`bgekit.augment`) -> ``<output_dir>/augmented.jsonl``;
+  ``data.train`` is then not needed;
 - ``mine``: negatives for ``data.train`` from the ``miner`` section (pool:
   ``miner.corpus``) with the base model -> ``<output_dir>/mined.jsonl``;
 - ``score``: teacher ``pos_scores``/``neg_scores`` from the ``score.reranker``
@@ -40,7 +43,7 @@ from rich.console import Console
 from bgekit.data.atomic import atomic_write
 from bgekit.errors import BgekitError
 
-STEPS = ("mine", "score", "train", "evaluate")
+STEPS = ("augment", "mine", "score", "train", "evaluate")
 TRAINING_TASKS = ("embedder", "reranker", "joint")
 #: bytes hashed at each end of an input file
 EDGE_BYTES = 64 * 1024
@@ -173,11 +176,14 @@ def plan_steps(recipe: Any, backend: Any) -> list[Step]:
     check_order(names, values.get("task"))
     output_dir = Path(values["output_dir"])
     model = values.get("model") or {}
-    data = _data_files(values)
+    data = [] if "augment" in names else _data_files(values)
     trained: str = model.get("name_or_path", "")
     steps: list[Step] = []
     for name in names:
-        if name == "mine":
+        if name == "augment":
+            steps.append(_augment_step(recipe, backend, output_dir))
+            data = [str(steps[-1].output)]
+        elif name == "mine":
             source = _single(data, "mine")
             steps.append(_mine_step(recipe, backend, source, output_dir))
             data = [str(steps[-1].output)]
@@ -223,6 +229,22 @@ def _mine_step(recipe: Any, backend: Any, source: str, output_dir: Path) -> Step
                 lambda: mine_task.run(step_recipe, backend))
 
 
+#: augment settings that change how fast results come, not what they are
+_AUGMENT_PACE = ("api_key_env", "timeout", "max_retries", "concurrency", "requests_per_minute", "tokens_per_minute",
+                 "price_per_1k_input", "price_per_1k_output", "cache")
+
+
+def _augment_step(recipe: Any, backend: Any, output_dir: Path) -> Step:
+    from bgekit.augment import task
+    from bgekit.augment.settings import from_recipe
+
+    augment = from_recipe(recipe.values, output_dir)
+    section = {k: v for k, v in (recipe.values.get("augment") or {}).items() if k not in _AUGMENT_PACE}
+    settings = {"augment": section, "roundtrip": dataclasses.asdict(augment.filters)}
+    inputs = [Path(augment.input)] + _local(augment.filters.roundtrip_model)
+    return Step("augment", Path(augment.output), settings, inputs, lambda: task.run(recipe, backend))
+
+
 SCORED_NAME = "scored.jsonl"
 
 
@@ -255,7 +277,7 @@ def _train_step(recipe: Any, backend: Any, data: list[str], output_dir: Path) ->
 
     values = recipe.values
     runner = runner_for(values["task"])
-    settings = {k: v for k, v in values.items() if k not in ("steps", "score")}
+    settings = {k: v for k, v in values.items() if k not in ("steps", "score", "augment")}
     settings["data"] = {k: v for k, v in (values.get("data") or {}).items() if k != "train"}
     step_recipe = with_values(recipe, {"data.train": data[0] if len(data) == 1 else data}, "pipeline")
     inputs = [Path(p) for p in data] + _local((values.get("model") or {}).get("name_or_path"))

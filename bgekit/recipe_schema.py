@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-TASKS = ["embedder", "reranker", "joint", "mine", "evaluate"]
+TASKS = ["embedder", "reranker", "joint", "mine", "evaluate", "augment"]
 #: Pipeline steps (:mod:`bgekit.pipeline`), in the only order they may run.
-STEPS = ["mine", "score", "train", "evaluate"]
+STEPS = ["augment", "mine", "score", "train", "evaluate"]
 
 
 def _obj(properties: dict[str, Any], required: list[str] | None = None, description: str = "") -> dict[str, Any]:
@@ -80,6 +80,51 @@ EVAL_DATA = _obj(
 )
 
 
+def _price(description: str) -> dict[str, Any]:
+    return {"type": ["number", "null"], "minimum": 0, "default": None, "description": description}
+
+
+AUGMENT = _obj(
+    {
+        "input": _str(None, "passages JSONL (id, text) for method queries; canonical training JSONL for "
+                            "paraphrase and back-translation"),
+        "method": {"$component": "augmenter"},
+        "base_url": _str(None, "the server's OpenAI-compatible URL (https://api.openai.com/v1, "
+                               "http://localhost:8000/v1 for vLLM, http://localhost:11434/v1 for Ollama)"),
+        "model": _str(None, "the LLM's name on that server"),
+        "api_key_env": _str(None, "NAME of the environment variable that holds the API key (never the key "
+                                  "itself); null for servers without keys", nullable=True),
+        "temperature": _num(0.7, "sampling temperature", 0),
+        "max_tokens": _int(512, "completion tokens per request at most", 1),
+        "timeout": _num(60, "seconds per request", 0),
+        "max_retries": _int(6, "retries of a request on 429/5xx/timeouts/unusable replies (exponential "
+                               "backoff with jitter, honouring Retry-After)", 0),
+        "concurrency": _int(4, "requests in flight", 1),
+        "requests_per_minute": _num(0, "request rate limit (0: none)", 0),
+        "tokens_per_minute": _num(0, "token rate limit, counting prompt estimate + max_tokens (0: none)", 0),
+        "price_per_1k_input": _price("price per 1000 prompt tokens, for the cost in the summary"),
+        "price_per_1k_output": _price("price per 1000 completion tokens"),
+        "cache": _str(None, "completion cache file (null: output_dir/augmented.augment-cache.sqlite)", nullable=True),
+        "filters": _obj(
+            {
+                "min_chars": _int(4, "shortest text kept, in characters", 0),
+                "max_chars": _int(300, "longest text kept, in characters", 1),
+                "language": _bool(True, "drop texts not in the script of the language asked for"),
+                "dedup": _bool(True, "drop texts equal to an earlier one (case, spaces and punctuation aside)"),
+                "roundtrip": _bool(True, "keep a new query only if its passage ranks within top_k for it"),
+                "roundtrip_model": _str(None, "embedder for the round trip (null: model.name_or_path, the base "
+                                              "model); a folder, hub id or pkg:NAME", nullable=True),
+                "top_k": _int(3, "round-trip cut-off", 1),
+                "batch_size": _int(64, "texts encoded per batch in the round trip", 1),
+            },
+            description="what is kept of the generated texts",
+        ),
+    },
+    required=["input", "method", "base_url", "model"],
+    description="the 'augment' step/task: training data written by an LLM (bgekit augment)",
+)
+
+
 def outer_schema() -> dict[str, Any]:
     """The recipe schema with component markers still in place."""
     return {
@@ -94,7 +139,7 @@ def outer_schema() -> dict[str, Any]:
             "task": {"enum": TASKS, "description": "which job this recipe runs (with steps: what 'train' trains)"},
             "steps": {"type": "array", "items": {"enum": STEPS}, "uniqueItems": True, "default": [],
                       "description": "a pipeline run in order, each step reading the previous one's output "
-                                     "(mine -> output_dir/mined.jsonl, score -> scored.jsonl, train -> model, "
+                                     "(augment -> output_dir/augmented.jsonl, mine -> output_dir/mined.jsonl, score -> scored.jsonl, train -> model, "
                                      "evaluate -> eval/metrics.json); a step already done for the same inputs "
                                      "and settings is skipped. Empty: run the task alone"},
             "output_dir": _str(None, "where models, logs and the resolved recipe go"),
@@ -142,6 +187,7 @@ def outer_schema() -> dict[str, Any]:
                 },
                 description="teacher scores (pos_scores/neg_scores) for the 'score' pipeline step",
             ),
+            "augment": AUGMENT,
             "reranker": _obj(
                 {
                     "name_or_path": _str(None, "the cross-encoder trained beside the retriever (task: joint): a "

@@ -24,6 +24,7 @@ TASK_RUNNERS: dict[str, str] = {
     "joint": "bgekit.train.joint_task:run",
     "mine": "bgekit.mine.mine_task:run",
     "evaluate": "bgekit.evaluate.evaluate_task:run",
+    "augment": "bgekit.augment.task:run",
 }
 
 

@@ -11,7 +11,8 @@ and records every request, and can inject the faults real servers produce::
 Faults: ``429`` (with ``Retry-After``), ``500``, ``401``, ``timeout`` (answers
 after ``timeout_seconds``), ``malformed`` (a body that is not JSON),
 ``truncated`` (the connection drops mid-body), ``length`` (half the text,
-``finish_reason: length``), ``empty`` (an empty completion). ``fail_when``
+``finish_reason: length``), ``empty`` (an empty completion), ``echo-auth``
+(a 400 whose body quotes the Authorization header, as a careless proxy might). ``fail_when``
 picks a fault for matching requests every time; ``hold_after`` makes requests
 after the first N wait until :meth:`release` (to kill a client mid-run).
 
@@ -161,6 +162,11 @@ class MockChatServer:
                 if fault in ("429", "500", "401"):
                     headers = {"Retry-After": server.retry_after} if fault == "429" else {}
                     self._send(int(fault), json.dumps({"error": {"message": f"injected {fault}"}}).encode(), headers)
+                    return
+                if fault == "echo-auth":  # a misbehaving proxy quoting the request's headers
+                    echoed = json.dumps({"error": {"message": "bad request",
+                                                   "authorization": self.headers.get("Authorization")}})
+                    self._send(400, echoed.encode())
                     return
                 if fault == "malformed":
                     self._send(200, b"<html>upstream error</html>")

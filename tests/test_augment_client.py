@@ -177,7 +177,7 @@ def _files_under(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file()]
 
 
-def test_the_key_appears_nowhere(tmp_path, run_bgekit, tiny_model_dir):
+def test_the_key_appears_nowhere(tmp_path, run_bgekit):
     """The key reaches the server and nothing else: stdout, stderr, outputs, cache, summary, saved recipe."""
     passages = write_passages(tmp_path / "passages.jsonl", 4)
     env = {**os.environ, "AUGMENT_TEST_KEY": SECRET}
@@ -190,7 +190,7 @@ def test_the_key_appears_nowhere(tmp_path, run_bgekit, tiny_model_dir):
                          "--timeout", "0.5", "--max-retries", "3", "--json", env=env)
         recipe = tmp_path / "recipe.yaml"
         recipe.write_text(json.dumps({
-            "task": "augment", "output_dir": str(tmp_path / "run"), "model": {"name_or_path": str(tiny_model_dir)},
+            "task": "augment", "output_dir": str(tmp_path / "run"), "model": {"name_or_path": "BAAI/bge-m3"},
             "augment": {"input": str(passages), "method": {"name": "queries", "per_passage": 1},
                         "base_url": server.url, "model": "mock-llm", "api_key_env": "AUGMENT_TEST_KEY",
                         "filters": {"roundtrip": False}}}))

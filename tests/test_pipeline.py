@@ -106,7 +106,7 @@ def test_killed_during_train_resumes_at_train_without_mining_again(pipeline, cap
 
 def test_a_step_out_of_order_or_missing_its_section_is_a_clear_error(pipeline):
     run, _miner, _out, _pm = pipeline
-    with pytest.raises(BgekitError, match="in the order mine, score, train, evaluate"):
+    with pytest.raises(BgekitError, match="in the order augment, mine, score, train, evaluate"):
         run("steps=[train, mine]")
     with pytest.raises(BgekitError, match="needs score.reranker"):
         run("steps=[mine, score]")

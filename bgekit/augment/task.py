@@ -18,6 +18,7 @@ completions arrive, so a killed run loses nothing it paid for.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,8 +99,11 @@ def make_engine(settings: AugmentSettings, cache: CompletionCache, sleep: Callab
 
 def augment_file(settings: AugmentSettings, *, registry: Any = None, roundtrip_model: Any = None,
                  sleep: Callable[[float], None] = time.sleep,
-                 progress: Callable[[int], None] | None = None) -> AugmentSummary:
-    """Run ``settings``; with ``dry_run`` only count requests and tokens (nothing is sent or written)."""
+                 progress: Callable[[int, int], None] | None = None) -> AugmentSummary:
+    """Run ``settings``; with ``dry_run`` only count requests and tokens (nothing is sent or written).
+
+    ``progress(done, total)`` is called as each item finishes.
+    """
     started = time.perf_counter()
     augmenter = build_augmenter(settings.method, settings.method_params, registry)
     items = augmenter.read(settings.input)
@@ -108,8 +112,17 @@ def augment_file(settings: AugmentSettings, *, registry: Any = None, roundtrip_m
         settings.client.api_key()  # an unset variable fails before anything is read from the server
     cache = CompletionCache(settings.cache_path, read_only=settings.dry_run)
     engine = make_engine(settings, cache, sleep)
+    done = [0]
+    lock = threading.Lock()
+
+    def advance(n: int) -> None:
+        with lock:
+            done[0] += n
+            if progress is not None:
+                progress(done[0], len(items))
+
     try:
-        results = engine.run(augmenter, items, progress)
+        results = engine.run(augmenter, items, advance)
     finally:
         cache.close()
         if engine.client is not None:
@@ -228,9 +241,10 @@ def format_summary(summary: AugmentSummary) -> list[str]:
         lines.append(f"  language not checked for: {', '.join(summary.filters['language_unchecked'])} "
                      "(no known script)")
     if summary.failed:
-        lines.append(f"  {len(summary.failed)} item(s) failed (passage ids and reasons in "
-                     f"{summary.files.get('errors')}); first: {summary.failed[0]['passage_id']}: "
-                     f"{summary.failed[0]['reason']}")
+        ids = ", ".join(str(f["passage_id"]) for f in summary.failed[:5])
+        more = f" and {len(summary.failed) - 5} more" if len(summary.failed) > 5 else ""
+        lines.append(f"  {len(summary.failed)} item(s) failed: {ids}{more} (reasons in "
+                     f"{summary.files.get('errors')}); first: {summary.failed[0]['reason']}")
     return lines
 
 

@@ -43,6 +43,13 @@ def _method_params(method: str, language: str | None, per_passage: int | None, f
     return out
 
 
+def _report_progress(done: int, total: int) -> None:
+    """A line on stderr at every tenth of the items (long runs take hours)."""
+    step = max(1, total // 10)
+    if done % step == 0 or done == total:
+        click.echo(f"augment: {done}/{total} items", err=True)
+
+
 @click.command("augment")
 @click.option("--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False),
               help="passages JSONL (id, text) for 'queries'; training JSONL for 'paraphrase'/'back-translation'")
@@ -123,7 +130,7 @@ def augment(input_path: str, output_path: str, method: str, language: str | None
                                method_params=_method_params(method, language, per_passage, few_shot,
                                                             prompt_template, params),
                                filters=filters, cache=cache_path, dry_run=dry_run)
-    summary = augment_file(settings)
+    summary = augment_file(settings, progress=_report_progress)
     if as_json:
         click.echo(json.dumps(summary.to_json(), ensure_ascii=False, indent=2, default=str))
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bgekit.augment import prompts
+from bgekit.augment.augmenter import Unusable
 
 
 class TemplatePrompt:
@@ -15,3 +16,11 @@ class TemplatePrompt:
 
     def messages(self, **values: object) -> list[dict[str, str]]:
         return prompts.messages(prompts.render(self.template, values), self.system)
+
+
+def parse_texts(reply: str, n: int, what: str) -> list[str]:
+    """Up to ``n`` texts of a list reply; none at all makes the reply unusable (asked again)."""
+    found = prompts.parse_list(reply)
+    if not found:
+        raise Unusable(f"no {what} in the reply")
+    return found[:n]

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from bgekit.augment import prompts
-from bgekit.augment.augmenter import Ask, Augmenter, Item, Unusable, read_training_items
+from bgekit.augment.augmenter import Ask, Augmenter, Item, read_training_items
 from bgekit.augment.filters import guess_language
 
-from bgekit_augmenters.common import TemplatePrompt
+from bgekit_augmenters.common import TemplatePrompt, parse_texts
 
 
 class Paraphraser(Augmenter):
@@ -32,10 +32,7 @@ class Paraphraser(Augmenter):
         return ask(messages, self.parse, expected_reply=json.dumps([item.text] * self.n, ensure_ascii=False))
 
     def parse(self, reply: str) -> list[str]:
-        found = prompts.parse_list(reply)
-        if not found:
-            raise Unusable("no rewrite in the reply")
-        return found[: self.n]
+        return parse_texts(reply, self.n, "rewrite")
 
     def output_language(self, item: Item) -> str | None:
         return self.language or guess_language(item.text)

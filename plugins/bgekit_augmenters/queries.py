@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from bgekit.augment import prompts
-from bgekit.augment.augmenter import Ask, Augmenter, Item, Unusable, read_passage_items
+from bgekit.augment.augmenter import Ask, Augmenter, Item, read_passage_items
 
-from bgekit_augmenters.common import TemplatePrompt
+from bgekit_augmenters.common import TemplatePrompt, parse_texts
 
 #: a stand-in query for dry-run estimates (about 12 tokens)
 TYPICAL_QUERY = "?" * 48
@@ -34,10 +34,7 @@ class QueryWriter(Augmenter):
         return ask(messages, self.parse, expected_reply=json.dumps([TYPICAL_QUERY] * self.n))
 
     def parse(self, reply: str) -> list[str]:
-        found = prompts.parse_list(reply)
-        if not found:
-            raise Unusable("no query in the reply")
-        return found[: self.n]
+        return parse_texts(reply, self.n, "query")
 
     def output_language(self, item: Item) -> str | None:
         return self.language

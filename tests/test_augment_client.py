@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from bgekit.augment.cache import CompletionCache
 from bgekit.augment.filters import FilterSettings
@@ -19,6 +20,7 @@ from bgekit.augment.mock_server import MockChatServer
 from bgekit.augment.retry import Backoff, retry_after_seconds
 from bgekit.augment.settings import AugmentSettings, ClientSettings
 from bgekit.augment.task import augment_file
+from bgekit.cli import main
 from bgekit.errors import BgekitError
 
 PASSAGES = [f"Passage {i} tells of the {word} harbour and its lighthouse keeper number {i}."
@@ -177,7 +179,7 @@ def _files_under(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file()]
 
 
-def test_the_key_appears_nowhere(tmp_path, run_bgekit):
+def test_the_key_appears_nowhere(tmp_path, run_bgekit, bgekit_pm):
     """The key reaches the server and nothing else: stdout, stderr, outputs, cache, summary, saved recipe."""
     passages = write_passages(tmp_path / "passages.jsonl", 4)
     env = {**os.environ, "AUGMENT_TEST_KEY": SECRET}
@@ -194,14 +196,16 @@ def test_the_key_appears_nowhere(tmp_path, run_bgekit):
             "augment": {"input": str(passages), "method": {"name": "queries", "per_passage": 1},
                         "base_url": server.url, "model": "mock-llm", "api_key_env": "AUGMENT_TEST_KEY",
                         "filters": {"roundtrip": False}}}))
-        run = run_bgekit("run", str(recipe), env=env)
+        with pytest.MonkeyPatch.context() as patch:  # the recipe run in-process, as `bgekit run` does it
+            patch.setenv("AUGMENT_TEST_KEY", SECRET)
+            run = CliRunner().invoke(main, ["run", str(recipe)])
         server.fail_next("401")  # a wrong key: the run stops with one line
         refused = run_bgekit("augment", "--input", str(passages), "--output", str(tmp_path / "refused" / "t.jsonl"),
                              "--base-url", server.url, "--model", "m", "--api-key-env", "AUGMENT_TEST_KEY",
                              "--concurrency", "1", env=env)
         authorizations = {r.headers.get("Authorization") for r in server.requests}
     assert authorizations == {f"Bearer {SECRET}"}  # the key was really sent
-    assert cli.returncode == 0 and run.returncode == 0, cli.stderr + run.stderr
+    assert cli.returncode == 0 and run.exit_code == 0, cli.stderr + run.output
     summary = json.loads(cli.stdout)
     assert summary["items_failed"] == 1 and "***" in summary["failed"][0]["reason"]
     assert refused.returncode == 1 and "HTTP 401" in refused.stderr and "Traceback" not in refused.stderr

@@ -40,7 +40,7 @@ class Item:
     id: str                 # the passage id reported in errors and provenance
     text: str               # what the augmenter works on
     passage: str            # the positive passage of the rows made from this item
-    line: int               # line in the input file
+    line: int               # line (passages: position) in the input file
     query: str | None = None
     row: dict[str, Any] | None = None  # the input row (training data), kept when originals are kept
     extra: dict[str, Any] = field(default_factory=dict)

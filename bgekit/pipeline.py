@@ -229,8 +229,9 @@ def _mine_step(recipe: Any, backend: Any, source: str, output_dir: Path) -> Step
                 lambda: mine_task.run(step_recipe, backend))
 
 
-#: augment settings that change how fast results come, not what they are
-_AUGMENT_PACE = ("api_key_env", "timeout", "max_retries", "concurrency", "requests_per_minute", "tokens_per_minute",
+#: augment settings that change how fast results come, not what they are (a run whose rows failed is
+#: done; raising max_retries or timeout runs it again, answering what succeeded from the cache)
+_AUGMENT_PACE = ("api_key_env", "concurrency", "requests_per_minute", "tokens_per_minute",
                  "price_per_1k_input", "price_per_1k_output", "cache")
 
 

@@ -139,7 +139,8 @@ def outer_schema() -> dict[str, Any]:
             "task": {"enum": TASKS, "description": "which job this recipe runs (with steps: what 'train' trains)"},
             "steps": {"type": "array", "items": {"enum": STEPS}, "uniqueItems": True, "default": [],
                       "description": "a pipeline run in order, each step reading the previous one's output "
-                                     "(augment -> output_dir/augmented.jsonl, mine -> output_dir/mined.jsonl, score -> scored.jsonl, train -> model, "
+                                     "(augment -> output_dir/augmented.jsonl, mine -> output_dir/mined.jsonl, "
+                                     "score -> scored.jsonl, train -> model, "
                                      "evaluate -> eval/metrics.json); a step already done for the same inputs "
                                      "and settings is skipped. Empty: run the task alone"},
             "output_dir": _str(None, "where models, logs and the resolved recipe go"),

@@ -1,4 +1,4 @@
-"""bgekit augment against a loopback mock server: faults retried or reported, limits held, resume, the key kept secret."""
+"""bgekit augment against a loopback mock server: faults retried or reported, limits, resume, a secret key."""
 
 from __future__ import annotations
 

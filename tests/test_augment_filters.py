@@ -1,4 +1,4 @@
-"""What bgekit augment keeps: the retriever round trip, the script check, duplicates, lengths; and each built-in method."""
+"""What bgekit augment keeps (round trip, script, duplicates, lengths), and each built-in method."""
 
 from __future__ import annotations
 
@@ -99,6 +99,8 @@ def test_a_prompt_template_with_an_unknown_placeholder_is_refused(bgekit_pm):
         build_augmenter("queries", {"prompt": "Write $n queries for $pasage"})
     with pytest.raises(BgekitError, match="method 'queries': .*per_passage"):
         build_augmenter("queries", {"per_passage": 0})
+    with pytest.raises(BgekitError, match="no parameter 'per_pasage' \\(did you mean 'per_passage'"):
+        build_augmenter("queries", {"per_pasage": 2})
     with pytest.raises(BgekitError, match="unknown augmenter 'querys' \\(did you mean 'queries'"):
         build_augmenter("querys", {})
 
@@ -132,7 +134,9 @@ def test_paraphrase_rewrites_queries_and_keeps_the_rows_it_read(tmp_path, bgekit
 
     def reply(messages):
         query = messages[-1]["content"].split('"""\n')[1].split('\n"""')[0]
-        return json.dumps([f"tell me {query}", query] if query.isascii() else ["龙井茶的炒制方法是什么", "how is it made"])
+        if query.isascii():
+            return json.dumps([f"tell me {query}", query])
+        return json.dumps(["龙井茶的炒制方法是什么", "how is it made"])
 
     with MockChatServer(reply=reply) as server:
         summary, written, removed = run_method(tmp_path, server, "paraphrase", {"per_query": 2}, train)

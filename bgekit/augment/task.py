@@ -67,6 +67,7 @@ def build_augmenter(name: str, params: dict[str, Any], registry: Any = None) -> 
     """The augmenter plugin ``name`` with ``params`` checked against its schema."""
     import jsonschema
 
+    from bgekit.registry import did_you_mean
     from bgekit.schema import component_params_schema
 
     if registry is None:
@@ -74,6 +75,11 @@ def build_augmenter(name: str, params: dict[str, Any], registry: Any = None) -> 
 
         registry = get_registry()
     spec = registry.get("augmenter", name)
+    known = spec.params_schema.get("properties", {})
+    for key in params:
+        if key not in known:
+            raise BgekitError(f"method '{name}' has no parameter '{key}'{did_you_mean(key, known)}; "
+                              f"it takes: {', '.join(sorted(known))}")
     schema = component_params_schema(spec)
     problems = sorted(jsonschema.Draft7Validator(schema).iter_errors({"name": name, **params}), key=str)
     if problems:

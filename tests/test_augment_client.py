@@ -51,7 +51,8 @@ def test_every_injected_fault_is_retried_and_the_run_finishes(tmp_path, bgekit_p
     faults = ["429", "500", "timeout", "malformed", "truncated", "length", "empty"]
     with MockChatServer(retry_after="0", timeout_seconds=1.0) as server:
         server.fail_next(*faults)
-        summary = augment_file(settings_for(tmp_path, server, max_retries=len(faults)))
+        summary = augment_file(settings_for(tmp_path, server, max_retries=len(faults), price_per_1k_input=1.0,
+                                            price_per_1k_output=2.0))
         seen = [r.fault for r in server.requests]
     assert seen[: len(faults)] == faults and len(seen) == 6 + len(faults)
     assert summary.usage["retries"] == len(faults) and summary.usage["requests"] == 6 + len(faults)
@@ -61,6 +62,12 @@ def test_every_injected_fault_is_retried_and_the_run_finishes(tmp_path, bgekit_p
     assert all(r["pos"] == [PASSAGES[int(r["passage_id"][1:])]] and r["neg"] == [] for r in written)
     assert all(r["augment"] == {"method": "queries", "model": "mock-llm", "language": "en"} for r in written)
     assert (tmp_path / "out" / "train.errors.jsonl").read_text() == ""
+    # usage: one line per completion received (6 good + the cut-off and the empty one), totals and cost agree
+    usage = rows(tmp_path / "out" / "train.usage.jsonl")
+    assert len(usage) == summary.usage["responses"] == 8 and not any(u["usage_estimated"] for u in usage)
+    prompt, completion = sum(u["prompt_tokens"] for u in usage), sum(u["completion_tokens"] for u in usage)
+    assert (summary.usage["prompt_tokens"], summary.usage["completion_tokens"]) == (prompt, completion) != (0, 0)
+    assert summary.usage["cost"] == pytest.approx((prompt * 1.0 + completion * 2.0) / 1000)
 
 
 def test_a_row_that_stays_unusable_is_reported_with_its_passage_id(tmp_path, bgekit_pm):

@@ -300,10 +300,21 @@ def _torch_save(obj: Any, path: Path) -> None:
         os.fsync(handle.fileno())
 
 
+_fault_hits: dict[str, int] = {}
+
+
 def _fault(phase: str) -> None:
-    """Test hook: ``BGEKIT_FAULT_AT=<phase>`` kills this process there (benchmarks/reliability.py)."""
-    if os.environ.get("BGEKIT_FAULT_AT") == phase:
-        os.kill(os.getpid(), 9)
+    """Test hook for ``benchmarks/reliability.py``: ``BGEKIT_FAULT_AT=<phase>[:<n>]`` kills this process with
+    SIGKILL the n-th time (default the first) it reaches ``phase`` (checkpoint-model, checkpoint-manifest,
+    prune, final-model)."""
+    wanted = os.environ.get("BGEKIT_FAULT_AT")
+    if not wanted:
+        return
+    name, _, nth = wanted.partition(":")
+    if name == phase:
+        _fault_hits[phase] = _fault_hits.get(phase, 0) + 1
+        if _fault_hits[phase] == int(nth or 1):
+            os.kill(os.getpid(), 9)
 
 
 def save_checkpoint(output_dir: str | Path, step: int, *, model: Any, trainer_state: dict[str, Any],

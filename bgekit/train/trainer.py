@@ -8,6 +8,13 @@ one scheduler step. Nothing else happens in between, except at logging,
 checkpoint and evaluation steps (where ``best`` keeps the best model, see
 :mod:`bgekit.train.best`) and negative refreshes (:mod:`bgekit.train.refresh`).
 
+Faults (:mod:`bgekit.train.failures`, :mod:`bgekit.train.stop`): a step whose
+loss or gradient norm is not finite is skipped (no optimizer or scheduler
+step), counted and logged to ``errors.jsonl``; after SIGTERM/SIGINT the loop
+saves a checkpoint at the next step boundary and stops. A resumed run whose
+checkpoint is at the last step trains nothing and returns, so the task writes
+its final model from those weights (a run killed while saving ``model/``).
+
 Callbacks are pluggy plugins: the lifecycle hooks (``bgekit_on_run_start``,
 ``_step_end``, ``_checkpoint``, ``_evaluate_end``, ``_run_end``) are called
 on every registered plugin. ``_step_end`` fires every ``logging_steps`` steps

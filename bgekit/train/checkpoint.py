@@ -375,9 +375,13 @@ def _load(path: Path) -> Any:
 
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BgekitError(f"cannot load {path}: {first[:200]}; it is not a state file bgekit wrote (bgekit never "
+    except pickle.UnpicklingError as exc:
+        raise BgekitError(f"cannot load {path}: it holds pickled objects, not only tensors and plain data, so it is "
+                          "not a state file bgekit wrote (bgekit never unpickles code); resume from another "
+                          "checkpoint") from exc
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise BgekitError(f"cannot load {path}: {first}; it is not a state file bgekit wrote (bgekit never "
                           "unpickles code); resume from another checkpoint") from exc
 
 

@@ -7,7 +7,8 @@ runs trials. Each trial starts ``bgekit run recipe.yaml`` (``save_steps`` small,
 the very same command until it exits 0. The moments:
 
 - ``loading``: a random time before the first step (imports, data, model);
-- ``mid-step``: a random time during training;
+- ``mid-step``: a random time during the training steps (timed from the first
+  logged step, over as long as the reference run's steps took);
 - ``checkpoint-model`` / ``checkpoint-manifest``: inside the n-th checkpoint
   write (after its model, after its manifest, before the rename);
 - ``prune``: inside the n-th pruning of an old checkpoint;
@@ -19,7 +20,8 @@ for the killed attempt; re-runs run clean). A trial passes when it ends with
 folder left and no duplicated line in ``metrics.jsonl``. Prints a table and a
 summary; exits 1 when a trial fails.
 
-    python benchmarks/reliability.py --trials 24            # ~10-15 min on 2 CPU cores
+    python benchmarks/reliability.py --trials 24            # ~25 min on 2 busy CPU cores
+    python benchmarks/reliability.py --trials 6 --phases mid-step,prune
 """
 
 from __future__ import annotations
@@ -88,23 +90,27 @@ def start(recipe: Path, out: Path, fault: str | None = None) -> subprocess.Popen
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def first_step_seen(out: Path) -> bool:
+def steps_logged(out: Path) -> int:
     log = out / "metrics.jsonl"
-    return log.is_file() and '"event": "train"' in log.read_text(encoding="utf-8", errors="replace")
+    return log.read_text(encoding="utf-8", errors="replace").count('"event": "train"') if log.is_file() else 0
 
 
-def reference_run(recipe: Path, out: Path) -> tuple[float, float]:
-    """(seconds to the first logged step, seconds in all) of an uninterrupted run."""
+def reference_run(recipe: Path, out: Path, steps: int) -> tuple[float, float, float]:
+    """(seconds to the first logged step, to the last, in all) of an uninterrupted run."""
     began = time.perf_counter()
     proc = start(recipe, out)
-    first = None
+    first = last = None
     while proc.poll() is None:
-        if first is None and first_step_seen(out):
+        logged = steps_logged(out)
+        if first is None and logged:
             first = time.perf_counter() - began
-        time.sleep(0.02)
+        if last is None and logged >= steps:
+            last = time.perf_counter() - began
+        time.sleep(0.01)
     if proc.returncode != 0:
         raise SystemExit(f"the reference run failed:\n{proc.stderr.read()[-3000:]}")
-    return first or 0.0, time.perf_counter() - began
+    total = time.perf_counter() - began
+    return first or 0.0, last or total, total
 
 
 def weights(folder: Path) -> dict:
@@ -132,7 +138,7 @@ def check(out: Path, reference: dict, steps: int) -> dict:
     return result
 
 
-def trial(recipe: Path, out: Path, phase: str, rng: random.Random, first: float, total: float,
+def trial(recipe: Path, out: Path, phase: str, rng: random.Random, first: float, last: float,
           steps: int, save_steps: int) -> dict:
     fault = None
     checkpoints = steps // save_steps - (1 if steps % save_steps == 0 else 0)  # the loop's; the last is final
@@ -152,15 +158,13 @@ def trial(recipe: Path, out: Path, phase: str, rng: random.Random, first: float,
             proc.send_signal(signal.SIGKILL)
         where = f"t={delay:.1f}s"
     elif phase == "mid-step":  # load times vary with the machine: start the clock at the first logged step
-        while proc.poll() is None and not first_step_seen(out):
+        while proc.poll() is None and not steps_logged(out):
             time.sleep(0.01)
-        delay = rng.uniform(0.0, max(0.1, (total - first) * 0.7))
+        delay = rng.uniform(0.0, max(0.1, last - first))  # the training part of the reference run
         time.sleep(delay)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
-        log = out / "metrics.jsonl"
-        logged = log.read_text(encoding="utf-8", errors="replace").count('"event": "train"') if log.is_file() else 0
-        where = f"step {logged}+{delay:.2f}s"
+        where = f"after step {steps_logged(out)} (+{delay:.2f}s)"
     proc.wait()
     killed = proc.returncode == -signal.SIGKILL
     reruns = 0
@@ -180,26 +184,31 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--save-steps", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated, taken in turn")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (printed)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="bgekit-reliability-"))
     recipe = setup(work, args.steps, args.save_steps)
-    first, total = reference_run(recipe, work / "reference")
+    phases = args.phases.split(",")
+    unknown = set(phases) - set(PHASES)
+    if unknown:
+        parser.error(f"unknown phase(s) {', '.join(sorted(unknown))}; phases: {', '.join(PHASES)}")
+    first, last, total = reference_run(recipe, work / "reference", args.steps)
     reference = weights(work / "reference" / "model")
-    print(f"reference run: first step after {first:.1f}s, done in {total:.1f}s ({args.steps} steps, "
-          f"save_steps {args.save_steps})", flush=True)
+    print(f"reference run: first step after {first:.1f}s, last step after {last:.1f}s, done in {total:.1f}s "
+          f"({args.steps} steps, save_steps {args.save_steps})", flush=True)
     rows = []
-    header = f"{'#':>3} {'phase':<20} {'where':<22} {'killed':<6} {'reruns':>6} {'model/':<6} {'max diff':>9} " \
+    header = f"{'#':>3} {'phase':<20} {'where':<26} {'killed':<6} {'reruns':>6} {'model/':<6} {'max diff':>9} " \
              f"{'temps':>5} {'dup':>3} {'ok':<3}"
     print(header, flush=True)
     for i in range(args.trials):
-        phase = PHASES[i % len(PHASES)]
+        phase = phases[i % len(phases)]
         out = work / f"trial-{i:02d}"
-        info = trial(recipe, out, phase, rng, first, total, args.steps, args.save_steps)
+        info = trial(recipe, out, phase, rng, first, last, args.steps, args.save_steps)
         info.update(check(out, reference, args.steps))
         rows.append(info)
-        print(f"{i:>3} {phase:<20} {info['where']:<22} {str(info['killed']):<6} {info['reruns']:>6} "
+        print(f"{i:>3} {phase:<20} {info['where']:<26} {str(info['killed']):<6} {info['reruns']:>6} "
               f"{str(info['model']):<6} {info['max_diff']:>9.2e} {len(info['temps']):>5} {info['duplicates']:>3} "
               f"{'yes' if info['ok'] else 'NO':<3}", flush=True)
     passed = sum(r["ok"] for r in rows)

@@ -184,6 +184,17 @@ def test_8_latest_falls_back_from_a_corrupt_checkpoint_and_a_named_one_is_refuse
     assert "\n" not in str(info.value)
 
 
+def test_8_a_verified_checkpoint_whose_model_does_not_load_is_one_line(tmp_path, model_dir, bgekit_pm):
+    data = write_data(tmp_path, toy_rows(16))
+    run(recipe(tmp_path, model_dir, data, out="out", max_steps=2, save_steps=1, save_total_limit=3))
+    target = tmp_path / "out" / "checkpoint-1"
+    (target / ckpt.MODEL_DIR / "config.json").write_text("{not json")
+    ckpt.write_manifest(target, 1)
+    with pytest.raises(BgekitError, match="cannot load the model of") as info:
+        run(recipe(tmp_path, model_dir, data, out="out", max_steps=2, resume_from=str(target)))
+    assert "\n" not in str(info.value)
+
+
 def write_recipe_file(tmp_path: Path, r) -> Path:
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(r.values), encoding="utf-8")

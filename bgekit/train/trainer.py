@@ -476,7 +476,14 @@ class Trainer:
                               f"resume it with the same number (now {self.process.world_size})")
         if self.restore_model is None:
             raise BgekitError("this task cannot resume: it has no way to reload model weights")
-        self.restore_model(path / ckpt.MODEL_DIR)
+        try:
+            self.restore_model(path / ckpt.MODEL_DIR)
+        except BgekitError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any loader failure on a verified folder: say which checkpoint
+            raise BgekitError(f"cannot load the model of {path} ({type(exc).__name__}: "
+                              f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}); resume "
+                              "from another checkpoint") from exc
         optimizer.load_state_dict(trainer_state["optimizer"])
         scheduler.load_state_dict(trainer_state["scheduler"])
         if scaler is not None and trainer_state.get("scaler"):

@@ -167,6 +167,8 @@ def trial(recipe: Path, out: Path, phase: str, rng: random.Random, first: float,
         where = f"after step {steps_logged(out)} (+{delay:.2f}s)"
     proc.wait()
     killed = proc.returncode == -signal.SIGKILL
+    if not killed:
+        where += f" (exit {proc.returncode})"
     reruns = 0
     while reruns < MAX_RERUNS:
         reruns += 1

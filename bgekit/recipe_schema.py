@@ -254,6 +254,8 @@ def outer_schema() -> dict[str, Any]:
                     "save_steps": _int(0, "checkpoint every N steps (0: only at the end)", 0),
                     "save_total_limit": _int(2, "checkpoints kept", 1),
                     "resume_from": _str(None, "'latest' or a checkpoint directory", nullable=True),
+                    "max_failed_batches": _int(10, "batches with a non-finite loss or gradient norm skipped "
+                                                   "before the run stops", 0),
                     "select_best": _str(None, "keep the checkpoint best on this metric (e.g. ndcg@10)",
                                         nullable=True),
                 },

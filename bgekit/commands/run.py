@@ -37,6 +37,18 @@ def resolve(recipe: str, overrides: tuple[str, ...], dry_run: bool = False) -> t
     return load_recipe(path, overrides, backend=backend), backend
 
 
+def describe_os_error(exc: OSError) -> str:
+    """One line for a file-system error that reached the top of a run."""
+    import errno
+
+    from bgekit.train.checkpoint import describe_write_error
+
+    where = exc.filename or "the output folder"
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return f"{where}: no such file or folder ({exc.strerror}); check the path in the recipe"
+    return describe_write_error(exc, str(where))
+
+
 @click.command()
 @click.argument("recipe")
 @click.argument("overrides", nargs=-1)
@@ -59,7 +71,14 @@ def run(recipe: str, overrides: tuple[str, ...], dry_run: bool) -> None:
         click.echo("dry run: nothing was loaded or written", err=True)
         return
     from bgekit.tasks import run_task
+    from bgekit.train.stop import Stopped
 
-    result = run_task(resolved, backend)
+    try:
+        result = run_task(resolved, backend)
+    except Stopped as exc:  # SIGTERM/SIGINT: the checkpoint is saved; exit as the signal would (143/130)
+        click.echo(f"stopped: {exc}", err=True)
+        click.get_current_context().exit(exc.exit_code)
+    except OSError as exc:
+        raise BgekitError(describe_os_error(exc)) from exc
     if os.environ.get("RANK", "0") == "0":  # under torchrun the main process speaks for the run
         click.echo(json.dumps(result, indent=2, default=str))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import secrets
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -68,9 +67,7 @@ class BestModel:
         value = float(metrics[self.metric])
         if not value > self.value:  # also False for NaN
             return False
-        tmp = self.output_dir / f"{BEST_DIR}{ckpt.TEMP_MARK}{secrets.token_hex(4)}"
-        self.save(model, tmp)
-        ckpt.replace_dir(tmp, self.path)
+        ckpt.write_dir_atomically(self.path, lambda tmp: self.save(model, tmp), f"the best model {self.path}")
         self.step, self.value = step, value
         with atomic_write(self.output_dir / BEST_FILE) as handle:
             handle.write(json.dumps({"metric": self.metric, "step": step, "value": value,

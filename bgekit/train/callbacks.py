@@ -45,6 +45,10 @@ def run_lifecycle(plugin_manager: Any, run: Any, callbacks: Sequence[tuple[str, 
         try:
             yield
             status = "ok"
+        except Exception as exc:
+            if getattr(exc, "signum", None):  # bgekit.train.stop.Stopped: checkpoint saved, resumable
+                status = "interrupted"
+            raise
         finally:
             plugin_manager.hook.bgekit_on_run_end(run=run, status=status)
     finally:

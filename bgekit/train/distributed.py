@@ -44,6 +44,14 @@ class ProcessContext:
         torch.distributed.all_reduce(value)
         return value / self.world_size
 
+    def all_reduce_min(self, value: torch.Tensor) -> torch.Tensor:
+        """The minimum of ``value`` over ranks (e.g. "every rank's step was finite")."""
+        if not self.distributed:
+            return value
+        value = value.detach().to(torch.float32).clone()
+        torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MIN)
+        return value
+
 
 def setup_process(backend: DeviceBackend) -> ProcessContext:
     """Read the torchrun environment, start the process group if needed, pick the device."""

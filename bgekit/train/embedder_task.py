@@ -12,7 +12,6 @@ trained (:mod:`bgekit.train.refresh`).
 
 from __future__ import annotations
 
-import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from bgekit.train.best import BestModel, check_select_best
 from bgekit.train.callbacks import build_callbacks, run_lifecycle
 from bgekit.train.collate import Collator
 from bgekit.train.distributed import setup_process, teardown_process
+from bgekit.train.failures import check_finite_weights
 from bgekit.train import refresh
 from bgekit.train.refresh import NegativeRefresher, RefreshingSampler
 from bgekit.train.sampling import GroupSampler
@@ -140,11 +140,18 @@ def write_model(model: Any, recipe: Any, folder: Path) -> None:
 
 
 def save_model_atomically(model: Any, recipe: Any, final: Path) -> Path:
-    """``model`` and its resolved recipe into ``final``, written to a temp folder beside it then renamed."""
-    tmp = final.parent / f"{final.name}{ckpt.TEMP_MARK}{secrets.token_hex(4)}"
-    write_model(model, recipe, tmp)
-    ckpt.replace_dir(tmp, final)
-    return final
+    """``model`` and its resolved recipe into ``final``, written to a temp folder beside it then renamed.
+
+    Non-finite weights are refused before anything is written; a failed write (full disk, ``ulimit -f``)
+    removes the temp folder and is one line, and whatever was at ``final`` stays.
+    """
+    check_finite_weights(model, str(final))
+
+    def write(tmp: Path) -> None:
+        write_model(model, recipe, tmp)
+        ckpt._fault("final-model")
+
+    return ckpt.write_dir_atomically(final, write, f"the model {final}")
 
 
 def save_final_model(model: Any, recipe: Any, output_dir: Path) -> Path:

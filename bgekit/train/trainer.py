@@ -8,6 +8,13 @@ one scheduler step. Nothing else happens in between, except at logging,
 checkpoint and evaluation steps (where ``best`` keeps the best model, see
 :mod:`bgekit.train.best`) and negative refreshes (:mod:`bgekit.train.refresh`).
 
+Faults (:mod:`bgekit.train.failures`, :mod:`bgekit.train.stop`): a step whose
+loss or gradient norm is not finite is skipped (no optimizer or scheduler
+step), counted and logged to ``errors.jsonl``; after SIGTERM/SIGINT the loop
+saves a checkpoint at the next step boundary and stops. A resumed run whose
+checkpoint is at the last step trains nothing and returns, so the task writes
+its final model from those weights (a run killed while saving ``model/``).
+
 Callbacks are pluggy plugins: the lifecycle hooks (``bgekit_on_run_start``,
 ``_step_end``, ``_checkpoint``, ``_evaluate_end``, ``_run_end``) are called
 on every registered plugin. ``_step_end`` fires every ``logging_steps`` steps
@@ -33,7 +40,9 @@ from bgekit.errors import BgekitError
 from bgekit.train import checkpoint as ckpt
 from bgekit.train.batching import LengthGroupedBatcher, SamplerState
 from bgekit.train.collate import Collator, TrainBatch
+from bgekit.train import stop
 from bgekit.train.distributed import ProcessContext
+from bgekit.train.failures import FailedBatches, check_finite_weights
 from bgekit.train.sampling import GroupSampler
 
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -61,6 +70,7 @@ class TrainConfig:
     save_steps: int = 0
     save_total_limit: int = 2
     resume_from: str | None = None
+    max_failed_batches: int = 10
     seed: int = 42
 
     @classmethod
@@ -108,6 +118,9 @@ class RunInfo:
     rank: int = 0
     world_size: int = 1
     task: str = "embedder"
+    #: the step training starts from (0 for a fresh run), set before the first step: loggers drop their
+    #: lines after it, which a resumed run writes again
+    resume_step: int | None = None
 
 
 @dataclass
@@ -285,13 +298,33 @@ class Trainer:
         optimizer, scheduler = self._build_optimizer(self.model)
         scaler = torch.amp.GradScaler(self.process.device.type) if self.dtype == "fp16" else None
         state = SamplerState()
+        failures = FailedBatches(self.output_dir, cfg.max_failed_batches, write=self.process.is_main,
+                                 examples=getattr(self.sampler, "examples", ()))
         step = 0
-        resume = ckpt.resolve_resume(cfg.resume_from, self.output_dir)
+        resume = ckpt.resolve_resume(cfg.resume_from, self.output_dir, rank=self.process.rank,
+                                     warn=ckpt.warn if self.process.is_main else None)
         if resume is not None:
-            step = self._resume(resume, optimizer, scheduler, scaler, state)
-        if step >= self.total_steps:
-            raise BgekitError(f"{resume} is at step {step}, which is not before the last step "
-                              f"({self.total_steps}); nothing left to train")
+            step = self._resume(resume, optimizer, scheduler, scaler, state, failures)
+        else:
+            failures.resume_at(0, 0)
+        self.run.resume_step = step
+        if step > self.total_steps:
+            raise BgekitError(f"{resume} is at step {step}, past the last step ({self.total_steps}) of this "
+                              "recipe; raise train.max_steps or resume from an earlier checkpoint")
+        if step == self.total_steps:
+            # A run killed after its last checkpoint (e.g. while saving the final model): the weights are
+            # all there, so the task only has to write its final model from them.
+            if self.process.is_main:
+                ckpt.warn(f"{resume} is at the last step ({step}); nothing left to train, writing the final "
+                          "model from it")
+            self.model.eval()
+            return TrainResult(steps=step, epochs_done=round(state.epoch + state.position / max(
+                1, self.batches_per_epoch), 4), final_loss=None, passages_per_s=0.0, tokens_per_s=0.0,
+                seconds=0.0, last_checkpoint=resume)
+        if self.process.is_main:  # fail now, not at the first save, when a user's folder is in the way
+            ckpt.check_no_foreign(self.output_dir, [s for s in range(step + 1, self.total_steps + 1)
+                                                    if s == self.total_steps or (cfg.save_steps
+                                                                                 and s % cfg.save_steps == 0)])
         stream = self.batcher.stream(state)
 
         history: list[dict[str, Any]] = []
@@ -301,10 +334,14 @@ class Trainer:
         started = time.perf_counter()
         progress = _Progress(self.total_steps, step, enabled=self.show_progress,
                              log_lines=self.process.is_main and self.log_lines)
-        with progress:
+        with progress, stop.deferred():
             while step < self.total_steps:
+                step_loss = torch.zeros((), device=self.process.device)
+                served: list[int] = []
+                micro_losses = []
                 for micro in range(cfg.gradient_accumulation_steps):
                     indices = next(stream)
+                    served.extend(indices)
                     batch = self.collator([self.sampler.sample(i, state.epoch) for i in indices])
                     window.add_batch(batch)
                     totals.add_batch(batch)
@@ -314,11 +351,27 @@ class Trainer:
                     with sync:
                         loss, parts = self._micro_step(wrapped, batch, step, 1.0 / cfg.gradient_accumulation_steps,
                                                        scaler)
-                    window.add_loss(loss / cfg.gradient_accumulation_steps, parts, cfg.gradient_accumulation_steps)
+                    micro_losses.append((loss, parts))
+                    step_loss = step_loss + loss
                 if scaler is not None:
                     scaler.unscale_(optimizer)
-                grad_norm = (clip_gradients(self.clip_groups(self.model), cfg.max_grad_norm)
-                             if cfg.max_grad_norm > 0 else None)
+                grad_norm = clip_gradients(self.clip_groups(self.model),
+                                           cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf)
+                # fp16: the GradScaler skips overflowing steps itself; only a non-finite loss counts there
+                finite = torch.isfinite(step_loss) if scaler is not None else \
+                    torch.isfinite(step_loss) & torch.isfinite(grad_norm)
+                if not bool(self.process.all_reduce_min(finite)):  # one device sync per step
+                    optimizer.zero_grad(set_to_none=True)  # skip the update: no optimizer or scheduler step
+                    if scaler is not None:
+                        scaler.update()
+                    reason = "non-finite loss" if not bool(torch.isfinite(step_loss)) else \
+                        "non-finite gradient norm"
+                    failures.record(step + 1, reason, step_loss / cfg.gradient_accumulation_steps, grad_norm,
+                                    served)
+                    last_ckpt = self._stop_if_asked(step, optimizer, scheduler, scaler, state, failures, last_ckpt)
+                    continue
+                for loss, parts in micro_losses:
+                    window.add_loss(loss / cfg.gradient_accumulation_steps, parts, cfg.gradient_accumulation_steps)
                 if scaler is not None:
                     scaler.step(optimizer)
                     scaler.update()
@@ -328,8 +381,7 @@ class Trainer:
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
                 window.steps += 1
-                if grad_norm is not None:
-                    window.grad_norm = grad_norm
+                window.grad_norm = grad_norm
 
                 if step % cfg.logging_steps == 0 or step == self.total_steps:
                     metrics = self._metrics(window, step, state, scheduler)
@@ -340,14 +392,16 @@ class Trainer:
                 else:
                     progress.update(step, None)
                 if cfg.save_steps and step % cfg.save_steps == 0 and step != self.total_steps:
-                    last_ckpt = self._save(step, optimizer, scheduler, scaler, state) or last_ckpt
+                    last_ckpt = self._save(step, optimizer, scheduler, scaler, state, failures) or last_ckpt
                 if self.evaluator is not None and self.evaluate_every and step % self.evaluate_every == 0:
                     self._evaluate(step)
                 if self.refresh is not None and self.refresh_every and step % self.refresh_every == 0 \
                         and step != self.total_steps:
                     self.refresh(self.model, step, state.epoch)
                     self.model.train()
-        last_ckpt = self._save(step, optimizer, scheduler, scaler, state) or last_ckpt
+                if step != self.total_steps:
+                    last_ckpt = self._stop_if_asked(step, optimizer, scheduler, scaler, state, failures, last_ckpt)
+            last_ckpt = self._save(step, optimizer, scheduler, scaler, state, failures) or last_ckpt
         seconds = time.perf_counter() - started
         self.model.eval()
         return TrainResult(
@@ -360,6 +414,22 @@ class Trainer:
             last_checkpoint=last_ckpt,
             history=history,
         )
+
+    def _stop_if_asked(self, step: int, optimizer, scheduler, scaler, state: SamplerState,
+                       failures: FailedBatches, last_ckpt: Path | None) -> Path | None:
+        """At a step boundary after SIGTERM/SIGINT: save a checkpoint (unless one is there) and stop."""
+        signum = stop.requested()
+        if self.process.distributed:  # every rank stops at the same step, or the collectives would hang
+            flag = torch.tensor(float(signum or 0), device=self.process.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            signum = int(flag.item()) or None
+        if not signum:
+            return last_ckpt
+        if last_ckpt is None or ckpt.checkpoint_step(last_ckpt) != step:
+            last_ckpt = self._save(step, optimizer, scheduler, scaler, state, failures) or last_ckpt
+        where = f"checkpoint saved to {last_ckpt}" if last_ckpt is not None else "nothing trained yet"
+        raise stop.Stopped(f"stopped by {stop.signal_name(signum)} at step {step}/{self.total_steps}; {where}; re-run "
+                           "the same command with train.resume_from=latest to continue", signum)
 
     def _metrics(self, window: "_Window", step: int, state: SamplerState, scheduler: Any) -> dict[str, Any]:
         self.backend.synchronize()
@@ -378,7 +448,9 @@ class Trainer:
         metrics.update({f"memory_{k}_mib": round(v, 1) for k, v in self.backend.memory_stats().items()})
         return metrics
 
-    def _save(self, step: int, optimizer, scheduler, scaler, state: SamplerState) -> Path | None:
+    def _save(self, step: int, optimizer, scheduler, scaler, state: SamplerState,
+              failures: FailedBatches) -> Path | None:
+        check_finite_weights(self.model, f"checkpoint-{step}")
         trainer_state = {
             "step": step,
             "optimizer": optimizer.state_dict(),
@@ -387,6 +459,7 @@ class Trainer:
             "sampler": state.to_dict(),
             "total_steps": self.total_steps,
             "world_size": self.process.world_size,
+            "failed_batches": failures.count,
         }
         path = ckpt.save_checkpoint(self.output_dir, step, model=self.model, trainer_state=trainer_state,
                                     save_total_limit=self.config.save_total_limit,
@@ -395,23 +468,32 @@ class Trainer:
             self.pm.hook.bgekit_on_checkpoint(run=self.run, step=step, path=str(path))
         return path
 
-    def _resume(self, path: Path, optimizer, scheduler, scaler, state: SamplerState) -> int:
+    def _resume(self, path: Path, optimizer, scheduler, scaler, state: SamplerState,
+                failures: FailedBatches) -> int:
         trainer_state, rng = ckpt.load_trainer_state(path, self.process.rank)
         if trainer_state.get("world_size", 1) != self.process.world_size:
             raise BgekitError(f"{path} was saved by {trainer_state.get('world_size')} processes; "
                               f"resume it with the same number (now {self.process.world_size})")
         if self.restore_model is None:
             raise BgekitError("this task cannot resume: it has no way to reload model weights")
-        self.restore_model(path / ckpt.MODEL_DIR)
+        try:
+            self.restore_model(path / ckpt.MODEL_DIR)
+        except BgekitError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any loader failure on a verified folder: say which checkpoint
+            raise BgekitError(f"cannot load the model of {path} ({type(exc).__name__}: "
+                              f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}); resume "
+                              "from another checkpoint") from exc
         optimizer.load_state_dict(trainer_state["optimizer"])
         scheduler.load_state_dict(trainer_state["scheduler"])
         if scaler is not None and trainer_state.get("scaler"):
             scaler.load_state_dict(trainer_state["scaler"])
         state.epoch = int(trainer_state["sampler"]["epoch"])
         state.position = int(trainer_state["sampler"]["position"])
-        if rng is not None:
-            ckpt.set_rng_states(rng)
-        return int(trainer_state["step"])
+        ckpt.set_rng_states(rng)
+        step = int(trainer_state["step"])
+        failures.resume_at(step, int(trainer_state.get("failed_batches", 0)))
+        return step
 
     def _evaluate(self, step: int) -> None:
         self.model.eval()  # no dropout: the numbers must be those of the weights (select_best saves them)

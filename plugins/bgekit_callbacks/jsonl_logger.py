@@ -1,4 +1,9 @@
-"""``jsonl-logger``: one JSON object per logged step or evaluation, appended to ``metrics.jsonl``."""
+"""``jsonl-logger``: one JSON object per logged step or evaluation, appended to ``metrics.jsonl``.
+
+A resumed run first drops the lines after the step it resumes from (the
+trainer sets ``run.resume_step``), since it logs those steps again: the file
+reads as if the run had never stopped.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import bgekit
+from bgekit.train.failures import truncate_jsonl_after
 
 
 class JsonlLogger:
@@ -16,6 +22,7 @@ class JsonlLogger:
     def __init__(self, filename: str = "metrics.jsonl") -> None:
         self.filename = filename
         self.path: Path | None = None
+        self.truncated = False
 
     @bgekit.hookimpl
     def bgekit_on_run_start(self, run: Any) -> None:
@@ -23,9 +30,13 @@ class JsonlLogger:
             self.path = Path(run.output_dir) / self.filename
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
-    def _write(self, event: str, step: int, metrics: dict[str, Any]) -> None:
+    def _write(self, run: Any, event: str, step: int, metrics: dict[str, Any]) -> None:
         if self.path is None:
             return
+        resume_step = getattr(run, "resume_step", None)
+        if not self.truncated and resume_step is not None:
+            truncate_jsonl_after(self.path, resume_step)
+            self.truncated = True
         line = json.dumps({"event": event, "step": step, "time": round(time.time(), 3), **metrics},
                           ensure_ascii=False, default=float)
         with open(self.path, "a", encoding="utf-8") as fh:
@@ -33,16 +44,16 @@ class JsonlLogger:
 
     @bgekit.hookimpl
     def bgekit_on_step_end(self, run: Any, step: int, metrics: dict) -> None:
-        self._write("train", step, {k: v for k, v in metrics.items() if k != "step"})
+        self._write(run, "train", step, {k: v for k, v in metrics.items() if k != "step"})
 
     @bgekit.hookimpl
     def bgekit_on_evaluate_end(self, run: Any, step: int, metrics: dict) -> None:
-        self._write("evaluate", step, metrics)
+        self._write(run, "evaluate", step, metrics)
 
     @bgekit.hookimpl
     def bgekit_on_checkpoint(self, run: Any, step: int, path: str) -> None:
-        self._write("checkpoint", step, {"path": path})
+        self._write(run, "checkpoint", step, {"path": path})
 
     @bgekit.hookimpl
     def bgekit_on_run_end(self, run: Any, status: str) -> None:
-        self._write("end", -1, {"status": status})
+        self._write(run, "end", -1, {"status": status})

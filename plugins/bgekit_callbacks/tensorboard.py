@@ -19,17 +19,27 @@ class TensorBoardLogger:
                               "pip install 'bgekit[tensorboard]' (or drop it from callbacks)")
         self.log_dir = log_dir
         self.writer: Any = None
+        self.is_main = False
 
     @bgekit.hookimpl
     def bgekit_on_run_start(self, run: Any) -> None:
-        if run.is_main_process:
-            from torch.utils.tensorboard import SummaryWriter
+        self.writer = None
+        self.is_main = run.is_main_process
 
-            self.writer = SummaryWriter(log_dir=str(Path(run.output_dir) / self.log_dir))
+    def _open(self, run: Any) -> None:
+        """The writer, opened at the first scalar: by then the trainer has set ``run.resume_step``, and a
+        resumed run purges the events after it (it logs those steps again)."""
+        from torch.utils.tensorboard import SummaryWriter
 
-    def _scalars(self, prefix: str, step: int, metrics: dict) -> None:
-        if self.writer is None:
+        resume_step = getattr(run, "resume_step", None)
+        self.writer = SummaryWriter(log_dir=str(Path(run.output_dir) / self.log_dir),
+                                    purge_step=resume_step + 1 if resume_step else None)
+
+    def _scalars(self, run: Any, prefix: str, step: int, metrics: dict) -> None:
+        if not self.is_main:
             return
+        if self.writer is None:
+            self._open(run)
         for name, value in metrics.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool) and name != "step":
                 self.writer.add_scalar(f"{prefix}/{name}", value, step)
@@ -37,11 +47,11 @@ class TensorBoardLogger:
 
     @bgekit.hookimpl
     def bgekit_on_step_end(self, run: Any, step: int, metrics: dict) -> None:
-        self._scalars("train", step, metrics)
+        self._scalars(run, "train", step, metrics)
 
     @bgekit.hookimpl
     def bgekit_on_evaluate_end(self, run: Any, step: int, metrics: dict) -> None:
-        self._scalars("eval", step, metrics)
+        self._scalars(run, "eval", step, metrics)
 
     @bgekit.hookimpl
     def bgekit_on_run_end(self, run: Any, status: str) -> None:

@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 
+import pytest
 from click.testing import CliRunner
 from rich.console import Console
 from rich.table import Table
@@ -48,9 +49,8 @@ def test_plain_table_aligns_columns_without_markup():
     assert lines[3].endswith("+0.3193") and len(lines[2]) == len(lines[3])  # right-justified numbers
 
 
-def test_compare_labels_two_folders_named_model_apart_and_prints_plain_numbers(tiny_model_dir, tmp_path):
-    for side in ("a", "b"):
-        shutil.copytree(tiny_model_dir, tmp_path / side / "model")
+@pytest.fixture
+def beir(tmp_path):
     beir = tmp_path / "beir"
     (beir / "qrels").mkdir(parents=True)
     docs = ["北京是中国的首都", "长江是最长的河流", "机器学习是人工智能的分支", "Beijing is the capital of China"]
@@ -59,6 +59,12 @@ def test_compare_labels_two_folders_named_model_apart_and_prints_plain_numbers(t
     (beir / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{i}", "text": t[:4]}, ensure_ascii=False)
                                                 + "\n" for i, t in enumerate(docs)), encoding="utf-8")
     (beir / "qrels" / "test.tsv").write_text("".join(f"q{i}\td{i}\t1\n" for i in range(4)), encoding="utf-8")
+    return beir
+
+
+def test_compare_labels_two_folders_named_model_apart_and_prints_plain_numbers(tiny_model_dir, beir, tmp_path):
+    for side in ("a", "b"):
+        shutil.copytree(tiny_model_dir, tmp_path / side / "model")
     result = CliRunner().invoke(main, ["compare", "--baseline", str(tmp_path / "a" / "model"),
                                        "--candidate", str(tmp_path / "b" / "model"), "--eval-data", str(beir),
                                        "--samples", "50", "--device", "cpu", "--top-k", "4"])
@@ -67,3 +73,18 @@ def test_compare_labels_two_folders_named_model_apart_and_prints_plain_numbers(t
     assert "…" not in result.stdout and "\x1b[" not in result.stdout
     row = next(line for line in result.stdout.splitlines() if line.startswith("ndcg@10"))
     assert len(re.findall(r"\d\.\d{4}", row)) == 2  # both values whole
+
+
+def test_eval_pipeline_labels_and_reports_both_phases(tiny_model_dir, beir, tmp_path, monkeypatch):
+    from bgekit.testing import tiny_cross_encoder
+
+    monkeypatch.setenv("BGEKIT_PROGRESS_SECONDS", "0")
+    shutil.copytree(tiny_model_dir, tmp_path / "retriever" / "model")
+    tiny_cross_encoder(tmp_path / "reranker" / "model")
+    result = CliRunner().invoke(main, ["eval", "pipeline", "--retriever", str(tmp_path / "retriever" / "model"),
+                                       "--reranker", str(tmp_path / "reranker" / "model"), "--eval-data", str(beir),
+                                       "--retrieve-top", "3", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "retriever/model + reranker/model" in result.stdout and "model + model" not in result.stdout
+    assert re.search(r"^encoding: 8/8 done in ", result.stderr, re.M)  # 4 documents + 4 queries
+    assert re.search(r"^reranking: 12/12 done in ", result.stderr, re.M)  # 4 queries x top 3

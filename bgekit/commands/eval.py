@@ -389,6 +389,7 @@ def pipeline_command(retriever_path: str, reranker_path: str, eval_data: str | N
         load_cross_encoder,
         pipeline_depths,
     )
+    from bgekit.commands.progress import step_progress
     from bgekit.evaluate.display import distinct_labels
     from bgekit.evaluate.retrieval import load_embedder, parse_weights
 
@@ -401,12 +402,18 @@ def pipeline_command(retriever_path: str, reranker_path: str, eval_data: str | N
     reranker = load_cross_encoder(reranker_path, options["device"], max_length=options["max_length"])
     reranked_pairs = len(data.query_ids) * min(rerank_top, len(data.doc_ids))
     retriever_name, reranker_name = distinct_labels([retriever_path, reranker_path])  # never "model + model"
-    with pair_progress(reranked_pairs, as_json) as progress:
+    encoded_texts = len(data.doc_texts) + len(data.query_texts)
+    with step_progress("encoding", encoded_texts, quiet=as_json) as progress:
+        def reranked(n: int) -> None:  # the first scored pairs end the encoding phase
+            if progress.label != "reranking":
+                progress.phase("reranking", reranked_pairs)
+            progress.advance(n)
+
         result, final, first, found = evaluate_pipeline(
-            retriever, reranker, data, names, retrieve_top=retrieve_top, rerank_top=rerank_top,
-            label=f"{retriever_name} + {reranker_name}", mode=options["mode"],
+            _ReportingEncoder(retriever, progress.advance), reranker, data, names, retrieve_top=retrieve_top,
+            rerank_top=rerank_top, label=f"{retriever_name} + {reranker_name}", mode=options["mode"],
             weights=weights, batch_size=options["batch_size"], query_max_length=options["query_max_length"],
-            passage_max_length=options["passage_max_length"], max_length=options["max_length"], progress=progress)
+            passage_max_length=options["passage_max_length"], max_length=options["max_length"], progress=reranked)
     first.label = f"{retriever_name} (retriever only)"
     result.info.update({"retriever": str(retriever_path), "reranker": str(reranker_path)})
     first.info["model"] = str(retriever_path)

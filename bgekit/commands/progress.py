@@ -49,6 +49,14 @@ class StepProgress:
         self._bar = None
         self._task = None
 
+    def phase(self, label: str, total: int | None) -> None:
+        """Start the step's next phase (e.g. encoding, then reranking) on the same bar or log."""
+        self.finish()
+        self.label, self.total, self.done = label, total, 0
+        self._started = self._last = time.monotonic()
+        if self._bar is not None:
+            self._bar.reset(self._task, total=total, description=label)
+
     def set_total(self, total: int | None) -> None:
         self.total = total
         if self._bar is not None:
@@ -103,7 +111,7 @@ def step_progress(label: str, total: int | None = None, *, quiet: bool = False) 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
         TimeRemainingColumn
 
-    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("elapsed"), TimeElapsedColumn(),
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("elapsed"), TimeElapsedColumn(),
                TextColumn("ETA"), TimeRemainingColumn())
     progress = StepProgress(label, total, None, _interval())
     with Progress(*columns, console=console, transient=True) as bar:

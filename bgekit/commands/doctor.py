@@ -137,6 +137,8 @@ def doctor(output_dir: Path) -> None:
         table.add_column(column, overflow="fold")
     for name, status, detail in rows:
         table.add_row(Text(name), Text(status, style=_STYLE[status]), Text(detail))
-    Console().print(table)
+    from bgekit.evaluate.display import show_table
+
+    show_table(table, Console())  # plain text, nothing folded, when piped or logged
     if any(status == "fail" for _, status, _ in rows):
         raise click.exceptions.Exit(1)

@@ -36,6 +36,7 @@ OFFLINE_HELP = ("give a local model folder (with HF_HUB_OFFLINE=1 set), or downl
                 "reachable first (hf download NAME --local-dir DIR, or any run that loads it fills the cache)")
 #: root files a model folder needs (weights, configs, tokenizer, FlagEmbedding heads), for a local snapshot
 _MODEL_FILE_SUFFIXES = (".json", ".txt", ".model", ".safetensors", ".pt", ".bin", ".tiktoken")
+_WEIGHT_SUFFIXES = (".safetensors", ".pt", ".bin")
 
 
 def resolve_model_path(name_or_path: str, revision: str | None = None) -> str:
@@ -59,9 +60,10 @@ def resolve_model_path(name_or_path: str, revision: str | None = None) -> str:
     return _checked_hub_id(text, revision)
 
 
-def local_model_dir(name_or_path: str, revision: str | None = None) -> str:
+def local_model_dir(name_or_path: str, revision: str | None = None, *, weights: bool = True) -> str:
     """Like :func:`resolve_model_path`, but a hub id becomes a local folder (its files downloaded into the
-    hub cache once), for code that reads a model's files itself."""
+    hub cache once), for code that reads a model's files itself; ``weights=False`` fetches only the
+    configuration and tokenizer files (enough to count tokens)."""
     resolved = resolve_model_path(name_or_path, revision)
     if Path(resolved).is_dir():
         return resolved
@@ -73,7 +75,9 @@ def local_model_dir(name_or_path: str, revision: str | None = None) -> str:
 
     files = [f for f in HfApi(endpoint=constants.ENDPOINT).list_repo_files(resolved, revision=revision)
              if "/" not in f and f.endswith(_MODEL_FILE_SUFFIXES)]
-    if any(f.endswith(".safetensors") for f in files):  # the same weights twice: take the safe format only
+    if not weights:
+        files = [f for f in files if not f.endswith(_WEIGHT_SUFFIXES)]
+    elif any(f.endswith(".safetensors") for f in files):  # the same weights twice: take the safe format only
         files = [f for f in files if not f.endswith(".bin")]
     return snapshot_download(resolved, revision=revision, allow_patterns=files)
 

@@ -200,3 +200,25 @@ def test_score_with_a_hub_reranker_and_no_network_says_the_hub_is_unreachable(ru
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0 and "hub" in result.stderr and "unreachable" in result.stderr
     assert "not a directory" not in result.stderr and time.monotonic() - started < 60
+
+
+def test_a_hub_model_becomes_a_local_folder_of_root_model_files(fake_hub, monkeypatch, tmp_path):
+    """Commands that read a model's files fetch a snapshot: one weights format, no sub-folders (onnx/ ...),
+    and for a tokenizer no weights at all."""
+    import huggingface_hub
+
+    repo_files = ["config.json", "tokenizer.json", "sentencepiece.bpe.model", "model.safetensors",
+                  "pytorch_model.bin", "colbert_linear.pt", "onnx/model.onnx", "onnx/config.json", "imgs/a.png"]
+    asked = []
+    monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", lambda self, repo, revision=None: repo_files)
+
+    def snapshot_download(repo, revision=None, allow_patterns=None, **kwargs):
+        asked.append(sorted(allow_patterns))
+        return str(tmp_path)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    assert local_model_dir("org/tiny") == str(tmp_path)
+    assert asked[-1] == ["colbert_linear.pt", "config.json", "model.safetensors", "sentencepiece.bpe.model",
+                         "tokenizer.json"]
+    local_model_dir("org/tiny", weights=False)
+    assert asked[-1] == ["config.json", "sentencepiece.bpe.model", "tokenizer.json"]

@@ -16,7 +16,9 @@ class ModelDirectory(click.ParamType):
     def convert(self, value, param, ctx):  # noqa: ANN001 - click's signature
         from bgekit.model_paths import local_model_dir
 
-        return local_model_dir(str(value))  # a BgekitError: one line, exit 1 (bgekit.cli)
+        # a --tokenizer needs no weights: a hub tokenizer is fetched without them
+        weights = getattr(param, "name", None) != "tokenizer"
+        return local_model_dir(str(value), weights=weights)  # a BgekitError: one line, exit 1 (bgekit.cli)
 
 
 MODEL_DIR = ModelDirectory()

@@ -62,9 +62,13 @@ def read_pairs(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 def rerank_pairs_file(model: Any, input_path: str | os.PathLike, output_path: str | os.PathLike, *,
                       batch_size: int = 32, max_length: int | None = None, query_max_length: int | None = None,
-                      normalize: bool = False, progress: Progress | None = None) -> RerankSummary:
-    """Write every line of ``input_path`` with its ``score`` to ``output_path``."""
+                      normalize: bool = False, progress: Progress | None = None,
+                      on_start: Callable[[int], None] | None = None) -> RerankSummary:
+    """Write every line of ``input_path`` with its ``score`` to ``output_path``; ``on_start(pairs)`` is
+    called once the input has been read (for a progress bar)."""
     rows = read_pairs(input_path)
+    if on_start is not None:
+        on_start(len(rows))
     scores = model.score([(r["query"], r["passage"]) for r in rows], batch_size=batch_size,
                          max_length=max_length, query_max_length=query_max_length, normalize=normalize,
                          progress=progress)
@@ -82,9 +86,12 @@ def candidates_from_run(run: dict[str, dict[str, float]], top_k: int | None) -> 
 def rerank_candidates(model: Any, candidates: dict[str, list[str]], queries: dict[str, str],
                       documents: dict[str, str], *, batch_size: int = 32, max_length: int | None = None,
                       query_max_length: int | None = None, normalize: bool = False,
-                      progress: Progress | None = None) -> dict[str, list[tuple[str, float]]]:
+                      progress: Progress | None = None,
+                      on_start: Callable[[int], None] | None = None) -> dict[str, list[tuple[str, float]]]:
     """``{qid: [(docid, score), ...]}`` best first, by the reranker's score of every candidate."""
     keys = [(qid, did) for qid, docs in candidates.items() for did in docs]
+    if on_start is not None:
+        on_start(len(keys))
     scores = model.score([(queries[q], documents[d]) for q, d in keys], batch_size=batch_size,
                          max_length=max_length, query_max_length=query_max_length, normalize=normalize,
                          progress=progress).tolist()
@@ -107,7 +114,8 @@ def _missing(kind: str, wanted: Sequence[str], found: dict[str, str], path: Any)
 def rerank_run_file(model: Any, run_path: str | os.PathLike, queries_path: str | os.PathLike,
                     corpus_path: str | os.PathLike, output_path: str | os.PathLike, *, top_k: int | None = None,
                     batch_size: int = 32, max_length: int | None = None, query_max_length: int | None = None,
-                    normalize: bool = False, progress: Progress | None = None) -> RerankSummary:
+                    normalize: bool = False, progress: Progress | None = None,
+                    on_start: Callable[[int], None] | None = None) -> RerankSummary:
     """Re-order a TREC run's ``top_k`` documents per query by the reranker; write a TREC run."""
     from bgekit.data.beir import load_documents, load_queries
     from bgekit.evaluate.trec import read_run
@@ -121,7 +129,7 @@ def rerank_run_file(model: Any, run_path: str | os.PathLike, queries_path: str |
     _missing("document", doc_ids, documents, corpus_path)
     ranked = rerank_candidates(model, candidates, queries, documents, batch_size=batch_size,
                                max_length=max_length, query_max_length=query_max_length, normalize=normalize,
-                               progress=progress)
+                               progress=progress, on_start=on_start)
     with atomic_write(output_path) as handle:
         for qid, items in ranked.items():
             for rank, (did, score) in enumerate(items, start=1):

@@ -42,13 +42,13 @@ class TeacherScorer:
         from transformers import AutoConfig
 
         from bgekit.devices import select_backend
-        from bgekit.model_paths import resolve_model_path
+        from bgekit.model_paths import local_model_dir
         from bgekit.models.cross_encoder import CrossEncoder
         from bgekit.plugins import get_registry
 
-        self.path = resolve_model_path(path)
-        if not Path(self.path).is_dir():
-            raise BgekitError(f"--reranker {path}: not a directory holding a cross-encoder")
+        # a folder, pkg:NAME or a hub id (fetched into the hub cache, so resuming can fingerprint its files);
+        # one line when it cannot be had
+        self.path = local_model_dir(path)
         architectures = getattr(AutoConfig.from_pretrained(self.path), "architectures", None) or []
         if not any(a.endswith("ForSequenceClassification") for a in architectures):
             raise BgekitError(f"--reranker {path}: not a trained cross-encoder (no sequence-classification "
@@ -123,15 +123,19 @@ def _sigmoid(values: list[float]) -> list[float]:
 
 def score_file(input_path: str | os.PathLike, output_path: str | os.PathLike, scorer: Any, *,
                normalize: bool = False, chunk_rows: int = CHUNK_ROWS, fmt: str = "auto",
-               progress: Callable[[int], None] | None = None) -> ScoreSummary:
+               progress: Callable[[int], None] | None = None,
+               on_start: Callable[[int], None] | None = None) -> ScoreSummary:
     """Write ``input_path``'s rows with teacher ``pos_scores``/``neg_scores`` to ``output_path``.
 
-    ``scorer`` has ``score_pairs(pairs) -> array`` and ``settings() -> dict``.
+    ``scorer`` has ``score_pairs(pairs) -> array`` and ``settings() -> dict``; ``on_start(rows)`` is called
+    once the input has been read, ``progress(n)`` as rows finish (for a progress bar).
     """
     from bgekit.mine.run import read_training_examples
 
     started = time.perf_counter()
     examples = read_training_examples(input_path, fmt)
+    if on_start is not None:
+        on_start(len(examples))
     fingerprint = hashlib.sha256(json.dumps({"input": file_fingerprint(input_path), **scorer.settings()},
                                             sort_keys=True).encode()).hexdigest()
     log_path = progress_path(output_path)

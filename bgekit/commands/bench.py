@@ -74,6 +74,7 @@ def bench(model_path: str, kind: str, batch_sizes: str, max_length: int, texts_p
         sample_pairs,
         sample_texts,
     )
+    from bgekit.evaluate.display import show_table
     from bgekit.evaluate.reranking import model_kind
     from bgekit.plugins import get_registry
 
@@ -123,4 +124,4 @@ def bench(model_path: str, kind: str, batch_sizes: str, max_length: int, texts_p
                       *(f"{row[f'latency_p{p}_ms']:.1f}" for p in (50, 90, 95, 99)),
                       "-" if peak is None else f"{peak:.0f}")
     table.caption = f"peak memory: {report['results'][-1]['peak_memory_source']}; latency per batch after warm-up"
-    Console().print(table)
+    show_table(table, Console())

@@ -31,8 +31,8 @@ def _model_kind(path: str, kind: str) -> str:
     return model_kind(path) if kind == "auto" else kind
 
 
-def _result(which: str, path: str, kind: str, names, loaders: dict, options: dict, output_dir: str | None,
-            quiet: bool):
+def _result(which: str, path: str, name: str, kind: str, names, loaders: dict, options: dict,
+            output_dir: str | None, quiet: bool):
     """A result directory as it is, or a model evaluated now (its result saved under --output)."""
     from bgekit.evaluate.results import is_result_dir, read_result
 
@@ -40,11 +40,11 @@ def _result(which: str, path: str, kind: str, names, loaders: dict, options: dic
         result = read_result(path)
         result.label = f"{which}: {result.label}"
         return result
-    label = f"{which}: {Path(path).name}"
+    label = f"{which}: {name}"
     if kind == "reranker":
         result, ranking = run_reranker_eval(path, loaders["reranker"](), names, options, label=label, quiet=quiet)
     else:
-        result, ranking = run_retriever_eval(path, loaders["retriever"](), names, options, label=label)
+        result, ranking = run_retriever_eval(path, loaders["retriever"](), names, options, label=label, quiet=quiet)
     if output_dir:
         save_result(Path(output_dir) / which, result, ranking)
     return result
@@ -93,7 +93,7 @@ def compare(baseline: str, candidate: str, eval_data, split, corpus, queries, qr
     from bgekit.data.atomic import atomic_write
     from bgekit.errors import BgekitError
     from bgekit.evaluate.compare import compare_results
-    from bgekit.evaluate.display import comparison_table, metrics_table
+    from bgekit.evaluate.display import comparison_table, distinct_labels, metrics_table, show_table
     from bgekit.evaluate.metrics import resolve
     from bgekit.evaluate.results import is_result_dir
 
@@ -119,8 +119,10 @@ def compare(baseline: str, candidate: str, eval_data, split, corpus, queries, qr
         "reranker": loader("reranker", lambda: load_rerank_inputs(eval_data, split, corpus, queries, qrels,
                                                                    run_path, options["top_k"])),
     }
-    base = _result("baseline", baseline, kinds["baseline"], names, loaders, options, output_dir, as_json)
-    cand = _result("candidate", candidate, kinds["candidate"], names, loaders, options, output_dir, as_json)
+    base_name, cand_name = distinct_labels([baseline, candidate])  # runs/a/model vs runs/b/model: a/model, b/model
+    base = _result("baseline", baseline, base_name, kinds["baseline"], names, loaders, options, output_dir, as_json)
+    cand = _result("candidate", candidate, cand_name, kinds["candidate"], names, loaders, options, output_dir,
+                   as_json)
     comparison = compare_results(base, cand, names if metrics else None, samples=samples,
                                  confidence=confidence, seed=seed)
     payload = comparison.to_json()
@@ -135,8 +137,9 @@ def compare(baseline: str, candidate: str, eval_data, split, corpus, queries, qr
         click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
         return
     console = Console()
-    console.print(metrics_table([base, cand]))
-    console.print(comparison_table(payload["metrics"], title=f"{cand.label} - {base.label} "
-                                   f"({payload['queries']} queries, {confidence:.0%} CI, p: paired randomisation)"))
+    show_table(metrics_table([base, cand]), console)
+    show_table(comparison_table(payload["metrics"], title=f"{cand.label} - {base.label} "
+                                f"({payload['queries']} queries, {confidence:.0%} CI, p: paired randomisation)"),
+               console)
     if report_dir:
         console.print(f"report: {Path(report_dir) / 'report.html'}")

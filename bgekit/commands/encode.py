@@ -6,8 +6,8 @@ import click
 
 
 @click.command("encode")
-@click.option("--model", "model_path", required=True, metavar="DIR",
-              help="model directory (as saved by bgekit or FlagEmbedding), hub id, or pkg:NAME")
+@click.option("--model", "model_path", required=True, metavar="MODEL",
+              help="model folder (as saved by bgekit or FlagEmbedding), hub id, or pkg:NAME")
 @click.option("--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False),
               help="JSONL, one {\"id\": ..., \"text\": ...} per line (id optional)")
 @click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False),
@@ -31,16 +31,18 @@ def encode(model_path: str, input_path: str, output_path: str, dense: bool, spar
       bgekit encode --model runs/m3/model --input texts.jsonl --output vecs.jsonl --dense --sparse
     """
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from bgekit.commands.progress import step_progress
     from bgekit.devices import select_backend
     from bgekit.encode import encode_file
+    from bgekit.model_paths import resolve_model_path
     from bgekit.models import Embedder
     from bgekit.plugins import get_registry
 
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our own bar is the one that matters
+    model_path = resolve_model_path(model_path)  # a bad reference fails in one line before anything loads
     registry = get_registry()
     backend = select_backend(registry, device)
     model = Embedder.from_pretrained(model_path, registry=registry)
@@ -48,13 +50,8 @@ def encode(model_path: str, input_path: str, output_path: str, dense: bool, spar
     heads = [name for name, wanted in (("dense", dense), ("sparse", sparse), ("colbert", colbert)) if wanted]
     heads = heads or list(model.heads)
 
-    console = Console(stderr=True)
-    columns = (TextColumn("encoding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task("encode", total=None)
-        count = encode_file(
-            model, input_path, output_path, heads, batch_size=batch_size, max_length=max_length,
-            is_query=is_query, on_start=lambda total: bar.update(task, total=total),
-            progress=lambda n: bar.advance(task, n),
-        )
+    with step_progress("encoding") as progress:
+        count = encode_file(model, input_path, output_path, heads, batch_size=batch_size, max_length=max_length,
+                            is_query=is_query, on_start=progress.set_total, progress=progress.advance)
+    console = Console(stderr=True, soft_wrap=True)
     console.print(f"wrote {count} encodings ({', '.join(heads)}) to {output_path}")

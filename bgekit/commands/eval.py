@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import Sequence
@@ -33,8 +32,18 @@ def metrics_option(func):
     )(func)
 
 
+def _check_report_dependencies(ctx, param, value):  # noqa: ANN001 - click's callback signature
+    """--report's optional dependencies are checked while the command line is read, before any work."""
+    if value:
+        from bgekit.evaluate.report import require_report_dependencies
+
+        require_report_dependencies()
+    return value
+
+
 def report_option(func):
     return click.option("--report", "report_dir", type=click.Path(file_okay=False),
+                        callback=_check_report_dependencies,
                         help="also write report.html, report.md and metrics.json here (needs matplotlib)")(func)
 
 
@@ -52,7 +61,7 @@ def result_options(output_help: str, json_help: str = "print JSON instead of a t
 
 def emit(results, as_json: bool, title: str, report_dir: str | None) -> None:
     """Print results as a table (or JSON), and write a report when asked."""
-    from bgekit.evaluate.display import metrics_table
+    from bgekit.evaluate.display import metrics_table, show_table
 
     if report_dir:
         from bgekit.evaluate.report import write_report
@@ -63,7 +72,7 @@ def emit(results, as_json: bool, title: str, report_dir: str | None) -> None:
         click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
         return
     console = Console()
-    console.print(metrics_table(results, title=title))
+    show_table(metrics_table(results, title=title), console)
     if report_dir:
         console.print(f"report: {Path(report_dir) / 'report.html'}")
 
@@ -74,7 +83,7 @@ def eval_group() -> None:
 
     \b
     Example:
-      bgekit eval metrics --qrels qrels.tsv --run run.trec --metrics ndcg@10 recall@100
+      bgekit eval metrics --qrels qrels.tsv --run run.trec --metrics ndcg@10,recall@100
       bgekit eval retriever --model runs/m3/model --corpus corpus.jsonl \\
           --queries queries.jsonl --qrels qrels.tsv --mode hybrid
       bgekit eval reranker --model runs/reranker/model --eval-data my_beir/ --run bm25.trec --top-k 100
@@ -199,8 +208,10 @@ def eval_data_paths(eval_data: str | None, split: str, corpus: str | None, queri
     return corpus, queries, qrels
 
 
-def run_retriever_eval(model_path: str, data, names: list[str], options: dict, label: str | None = None):
+def run_retriever_eval(model_path: str, data, names: list[str], options: dict, label: str | None = None,
+                       quiet: bool = False):
     """Load a model, evaluate it on ``data`` and return (result, retrieval)."""
+    from bgekit.commands.progress import step_progress
     from bgekit.evaluate.retrieval import (
         evaluate_retriever,
         load_embedder,
@@ -208,11 +219,13 @@ def run_retriever_eval(model_path: str, data, names: list[str], options: dict, l
     )
 
     model = load_embedder(model_path, options["device"])
-    result, found = evaluate_retriever(
-        model, data, names, label=label or Path(model_path).name, mode=options["mode"], top_k=options["top_k"],
-        weights=parse_weights(options["weights"]), batch_size=options["batch_size"],
-        query_max_length=options["query_max_length"], passage_max_length=options["passage_max_length"],
-    )
+    with step_progress("encoding", len(data.doc_texts) + len(data.query_texts), quiet=quiet) as progress:
+        result, found = evaluate_retriever(
+            _ReportingEncoder(model, progress.advance), data, names, label=label or Path(model_path).name,
+            mode=options["mode"], top_k=options["top_k"],
+            weights=parse_weights(options["weights"]), batch_size=options["batch_size"],
+            query_max_length=options["query_max_length"], passage_max_length=options["passage_max_length"],
+        )
     result.info["model"] = str(model_path)
     return result, found
 
@@ -224,24 +237,24 @@ def save_result(output_dir: str | Path, result, ranking) -> None:
     write_result(output_dir, result, ranking.run_lines(tag=run_tag(result.label)))
 
 
-@contextlib.contextmanager
 def pair_progress(total: int, quiet: bool = False):
-    """A transient progress bar on stderr; yields the ``progress(n)`` callback scoring takes."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
+    """Progress of scoring ``total`` (query, passage) pairs; yields the ``progress(n)`` callback scoring takes."""
+    from bgekit.commands.progress import step_progress
 
-    if quiet:
-        yield None
-        return
-    columns = (TextColumn("reranking"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("rerank", total=total)
-        yield lambda n: bar.advance(task, n)
+    return step_progress("reranking", total, quiet=quiet)
+
+
+class _ReportingEncoder:
+    """An embedder whose ``encode`` reports each batch to ``progress`` (the retrieval engine passes none)."""
+
+    def __init__(self, model, progress) -> None:  # noqa: ANN001 - any Embedder and a progress(n) callback
+        self._model, self._progress = model, progress
+
+    def __getattr__(self, name: str):
+        return getattr(self._model, name)
+
+    def encode(self, texts, **options):  # noqa: ANN001, ANN201 - Embedder.encode's signature
+        return self._model.encode(texts, progress=self._progress, **options)
 
 
 def load_rerank_inputs(eval_data: str | None, split: str, corpus: str | None, queries: str | None,
@@ -297,7 +310,7 @@ def retriever_command(model_path: str, eval_data: str | None, split: str, corpus
     names = split_metrics(metrics)
     resolve(names)
     data = resolve_eval_data(eval_data, split, corpus, queries, qrels)
-    result, found = run_retriever_eval(model_path, data, names, options)
+    result, found = run_retriever_eval(model_path, data, names, options, quiet=as_json)
     if output_dir:
         save_result(output_dir, result, found)
     emit([result], as_json, f"{model_path} ({options['mode']})", report_dir)
@@ -376,6 +389,8 @@ def pipeline_command(retriever_path: str, reranker_path: str, eval_data: str | N
         load_cross_encoder,
         pipeline_depths,
     )
+    from bgekit.commands.progress import step_progress
+    from bgekit.evaluate.display import distinct_labels
     from bgekit.evaluate.retrieval import load_embedder, parse_weights
 
     names = split_metrics(metrics, RERANKER_METRICS)
@@ -386,13 +401,20 @@ def pipeline_command(retriever_path: str, reranker_path: str, eval_data: str | N
     retriever = load_embedder(retriever_path, options["device"])
     reranker = load_cross_encoder(reranker_path, options["device"], max_length=options["max_length"])
     reranked_pairs = len(data.query_ids) * min(rerank_top, len(data.doc_ids))
-    with pair_progress(reranked_pairs, as_json) as progress:
+    retriever_name, reranker_name = distinct_labels([retriever_path, reranker_path])  # never "model + model"
+    encoded_texts = len(data.doc_texts) + len(data.query_texts)
+    with step_progress("encoding", encoded_texts, quiet=as_json) as progress:
+        def reranked(n: int) -> None:  # the first scored pairs end the encoding phase
+            if progress.label != "reranking":
+                progress.phase("reranking", reranked_pairs)
+            progress.advance(n)
+
         result, final, first, found = evaluate_pipeline(
-            retriever, reranker, data, names, retrieve_top=retrieve_top, rerank_top=rerank_top,
-            label=f"{Path(retriever_path).name} + {Path(reranker_path).name}", mode=options["mode"],
+            _ReportingEncoder(retriever, progress.advance), reranker, data, names, retrieve_top=retrieve_top,
+            rerank_top=rerank_top, label=f"{retriever_name} + {reranker_name}", mode=options["mode"],
             weights=weights, batch_size=options["batch_size"], query_max_length=options["query_max_length"],
-            passage_max_length=options["passage_max_length"], max_length=options["max_length"], progress=progress)
-    first.label = f"{Path(retriever_path).name} (retriever only)"
+            passage_max_length=options["passage_max_length"], max_length=options["max_length"], progress=reranked)
+    first.label = f"{retriever_name} (retriever only)"
     result.info.update({"retriever": str(retriever_path), "reranker": str(reranker_path)})
     first.info["model"] = str(retriever_path)
     if output_dir:

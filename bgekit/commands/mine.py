@@ -54,7 +54,7 @@ def _check_params(miner: str, params: dict[str, Any]) -> None:
 @click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False),
               help="canonical JSONL to write: the input rows with mined 'neg'")
 @click.option("--miner", default="dense", show_default=True, help="miner plugin: dense, bm25, random, ...")
-@click.option("--model", "model_path", metavar="DIR", help="model for the dense miner (directory, hub id, pkg:NAME)")
+@click.option("--model", "model_path", metavar="MODEL", help="model for the dense miner (folder, hub id, pkg:NAME)")
 @click.option("--corpus", type=click.Path(exists=True, dir_okay=False),
               help="candidate pool JSONL ({\"text\": ...} per line); default: every passage of the input")
 @click.option("--range", "window", help="rank window START-END (0-based, END excluded) [default: 10-210]")
@@ -99,9 +99,7 @@ def mine(input_path: str, output_path: str, miner: str, model_path: str | None, 
       bgekit mine --input train.jsonl --output mined.jsonl --miner bm25 --corpus pool.jsonl
       bgekit mine --input train.jsonl --output mined.jsonl --model ./m3 --mode hybrid --index HNSW
     """
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
+    from bgekit.commands.progress import step_progress
     from bgekit.mine.retriever import MiningContext
     from bgekit.mine.run import format_summary, mine_file
     from bgekit.mine.settings import parse_range
@@ -116,15 +114,16 @@ def mine(input_path: str, output_path: str, miner: str, model_path: str | None, 
              "index": index_type}
     params.update({k: v for k, v in given.items() if v is not None})
     _check_params(miner, params)
+    if model_path:
+        from bgekit.model_paths import resolve_model_path
+
+        model_path = resolve_model_path(model_path)  # a bad reference fails in one line before any reading
     context = MiningContext(model=model_path, device=device, batch_size=batch_size,
                             query_max_length=query_max_length, passage_max_length=passage_max_length,
                             cache_dir=None if no_cache else Path(cache_dir) if cache_dir else default_cache_dir())
-    console = Console(stderr=True)
-    columns = (TextColumn("mining"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True, disable=as_json) as bar:
-        task = bar.add_task("mine", total=None)
+    with step_progress("mining", quiet=as_json) as progress:
         summary = mine_file(input_path, output_path, miner, params, context, corpus=corpus, fmt=fmt,
-                            progress=lambda n: bar.advance(task, n))
+                            progress=progress.advance)
     if as_json:
         click.echo(json.dumps(summary.to_json(), indent=2))
     else:

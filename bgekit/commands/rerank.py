@@ -6,8 +6,8 @@ import click
 
 
 @click.command("rerank")
-@click.option("--model", "model_path", required=True, metavar="DIR",
-              help="reranker directory (AutoModelForSequenceClassification, one label), hub id, or pkg:NAME")
+@click.option("--model", "model_path", required=True, metavar="MODEL",
+              help="reranker folder (AutoModelForSequenceClassification, one label), hub id, or pkg:NAME")
 @click.option("--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False),
               help="JSONL with 'query' and 'passage' per line, or a TREC run (with --queries and --corpus)")
 @click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False),
@@ -37,8 +37,10 @@ def rerank(model_path: str, input_path: str, output_path: str, queries_path: str
           --corpus corpus.jsonl --top-k 100 --output reranked.trec
     """
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from transformers.utils import logging as hf_logging
+
+    from bgekit.commands.progress import step_progress
+    from bgekit.model_paths import resolve_model_path
 
     from bgekit.devices import select_backend
     from bgekit.errors import BgekitError
@@ -51,22 +53,21 @@ def rerank(model_path: str, input_path: str, output_path: str, queries_path: str
         raise BgekitError("re-ordering a run needs both --queries and --corpus")
     if top_k is not None and not is_run:
         raise BgekitError("--top-k applies to a run; give --queries and --corpus with a TREC run as --input")
+    model_path = resolve_model_path(model_path)  # a bad reference fails in one line before anything loads
     hf_logging.disable_progress_bar()
     backend = select_backend(get_registry(), device)
     model = CrossEncoder.from_pretrained(model_path, max_length=max_length, query_max_length=query_max_length)
     model.budgets()  # a query budget that leaves the passage no room fails before any reading
     model.to(backend.device())
 
-    console = Console(stderr=True)
-    columns = (TextColumn("scoring pairs"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     options = dict(batch_size=batch_size, normalize=normalize)
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task("rerank", total=None)
-        options["progress"] = lambda n: bar.advance(task, n)
+    with step_progress("scoring pairs") as progress:
+        options.update(progress=progress.advance, on_start=progress.set_total)
         if is_run:
             summary = rerank_run_file(model, input_path, queries_path, corpus_path, output_path, top_k=top_k,
                                       **options)
         else:
             summary = rerank_pairs_file(model, input_path, output_path, **options)
     what = f" for {summary.queries} queries" if summary.queries is not None else ""
+    console = Console(stderr=True, soft_wrap=True)
     console.print(f"scored {summary.pairs} pairs{what} into {output_path}")

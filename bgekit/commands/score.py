@@ -6,8 +6,8 @@ import click
 
 
 @click.command("score")
-@click.option("--reranker", "reranker_path", required=True, metavar="DIR",
-              help="cross-encoder directory (AutoModelForSequenceClassification, one label)")
+@click.option("--reranker", "reranker_path", required=True, metavar="MODEL",
+              help="cross-encoder (AutoModelForSequenceClassification, one label): folder, hub id or pkg:NAME")
 @click.option("--input", "input_path", required=True, type=click.Path(exists=True), help="training data")
 @click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False),
               help="canonical JSONL with pos_scores and neg_scores")
@@ -30,21 +30,17 @@ def score(reranker_path: str, input_path: str, output_path: str, batch_size: int
     Example:
       bgekit score --reranker BAAI/bge-reranker-v2-m3 --input mined.jsonl --output scored.jsonl
     """
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from transformers.utils import logging as hf_logging
 
+    from bgekit.commands.progress import step_progress
     from bgekit.teacher import TeacherScorer, score_file
 
     hf_logging.disable_progress_bar()
     scorer = TeacherScorer(reranker_path, device=device, max_length=max_length,
                           query_max_length=query_max_length, batch_size=batch_size)
-    console = Console(stderr=True)
-    columns = (TextColumn("scoring rows"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task("score", total=None)
+    with step_progress("scoring rows") as progress:
         summary = score_file(input_path, output_path, scorer, normalize=normalize, fmt=fmt,
-                             progress=lambda n: bar.advance(task, n))
+                             progress=progress.advance, on_start=progress.set_total)
     resumed = f" ({summary.rows_resumed} rows resumed from an earlier run)" if summary.rows_resumed else ""
     click.echo(f"scored {summary.rows} rows into {output_path}{resumed}: {summary.pairs_scored} pairs in "
                f"{summary.seconds:.1f}s ({summary.pairs_per_second:.1f} pairs/s)")

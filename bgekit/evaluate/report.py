@@ -35,11 +35,24 @@ from bgekit.evaluate.stats import bootstrap_ci
 BAR_SAMPLES = 1000
 
 
+#: what a report needs beyond bgekit's own dependencies, and how to get it
+REPORT_NEEDS = "reports need matplotlib: pip install 'bgekit[report]'"
+
+
+def require_report_dependencies() -> None:
+    """Fail (one line) unless matplotlib can be imported: commands call it before evaluating, so a missing
+    optional dependency never costs the evaluation and its printed table."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise BgekitError(REPORT_NEEDS)
+
+
 def _figure(width: float = 6.4, height: float = 3.6):
     try:
         from matplotlib.figure import Figure
     except ImportError as exc:
-        raise BgekitError("reports need matplotlib: pip install 'bgekit[report]'") from exc
+        raise BgekitError(REPORT_NEEDS) from exc
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 

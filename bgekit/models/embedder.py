@@ -175,7 +175,8 @@ class Embedder(torch.nn.Module):
         logger.info("loaded the '%s' head from %s", name, path)
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """Encoder (safetensors), tokenizer, each head's FlagEmbedding file, and ``bgekit_heads.json``."""
+        """Encoder (safetensors), tokenizer, each head's FlagEmbedding file, ``bgekit_heads.json``, and (with
+        a dense head) the sentence-transformers files, so ``SentenceTransformer(directory)`` loads it too."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         self.encoder.save_pretrained(out)
@@ -189,6 +190,7 @@ class Embedder(torch.nn.Module):
                 flag_layout.copy_file_atomically(source, out / filename)
         with atomic_write(out / flag_layout.HEADS_FILE) as fh:
             fh.write(json.dumps(self.head_configs, indent=2))
+        _write_sentence_transformers_layout(self, out)
 
     def gradient_checkpointing_enable(self) -> None:
         """Recompute encoder activations in the backward pass (transformers 5 calls it
@@ -277,3 +279,21 @@ class Embedder(torch.nn.Module):
         finally:
             self.train(was_training)
         return {name: self.heads[name].collate(items) for name, items in per_head.items()}
+
+
+def _write_sentence_transformers_layout(model: Embedder, out: Path) -> None:
+    """modules.json and friends for the dense head (see :mod:`bgekit.models.st_layout`); none without one."""
+    from bgekit.models.st_layout import write_sentence_transformers_files
+
+    if "dense" not in model.heads:
+        return
+    dense = model.heads["dense"]
+    positions = getattr(model.encoder.config, "max_position_embeddings", None)
+    max_length = model.passage_max_length
+    if positions:  # RoBERTa-style encoders reserve two positions for the padding offset
+        max_length = min(max_length, positions - 2 if positions > 2 and getattr(
+            model.encoder.config, "model_type", "") in {"xlm-roberta", "roberta", "camembert"} else positions)
+    write_sentence_transformers_files(out, hidden_size=model.hidden_size, pooling=dense.pooling,
+                                      normalize=dense.normalize, max_length=int(max_length),
+                                      query_instruction=model.query_instruction,
+                                      passage_instruction=model.passage_instruction)

@@ -1,7 +1,8 @@
-"""The ``bm25`` miner: lexical ranking with bm25s over jieba (Chinese) and stemmed (English) tokens.
+"""The ``bm25`` miner: lexical ranking with bm25s over Unicode-aware tokens (jieba for Chinese).
 
-Tokenisation is :class:`bgekit.data.lexical.MixedTokenizer`, the one
-``bgekit data pairs`` uses, so both commands see text the same way.
+Indexing, tokenising and scoring are :class:`bgekit.data.lexical.Bm25Index`,
+the one ``bgekit data pairs`` uses, so both commands see text the same way;
+this module only adapts it to the miner interface.
 """
 
 from __future__ import annotations
@@ -10,51 +11,41 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from bgekit.data.lexical import MixedTokenizer
+from bgekit.data.lexical import Bm25Index
 from bgekit.mine.retriever import Retriever
 from bgekit.mine.settings import MiningSettings
 
 
-
 class Bm25Retriever(Retriever):
-    """Scores every pool passage per query (bm25s's sparse score matrix) and keeps the best."""
+    """Scores every pool passage per query and keeps the best (passages sharing no term are not retrieved)."""
 
     def __init__(self, settings: MiningSettings, context: Any = None, k1: float = 1.5, b: float = 0.75) -> None:
-        self.tokenize = MixedTokenizer()  # says what to install when bm25s, jieba or PyStemmer is missing
-        import bm25s
-
+        self.bm25 = Bm25Index(k1=k1, b=b)  # says what to install when bm25s, jieba or PyStemmer is missing
         self.settings = settings
-        self.model = bm25s.BM25(k1=k1, b=b)
-        self.size = 0
+
+    @property
+    def size(self) -> int:
+        return self.bm25.size
 
     def index(self, passages: Sequence[str]) -> None:
-        self.size = len(passages)
-        self.model.index([self.tokenize(t) or ["<empty>"] for t in passages], show_progress=False)
+        self.bm25.index(passages)
 
     def encode_queries(self, queries: Sequence[str]) -> list[list[str]]:
-        return [self.tokenize(q) for q in queries]
-
-    def _all_scores(self, tokens: list[str]) -> np.ndarray:
-        ids = self.model.get_tokens_ids(tokens)
-        if not ids:
-            return np.zeros(self.size, np.float32)
-        return np.asarray(self.model.get_scores_from_ids(ids), dtype=np.float32)
+        return [self.bm25.tokenize(q) for q in queries]
 
     def search(self, queries: list[list[str]], depth: int) -> tuple[np.ndarray, np.ndarray]:
         depth = min(depth, self.size)
         ids = np.full((len(queries), depth), -1, np.int64)
         scores = np.zeros((len(queries), depth), np.float32)
         for i, tokens in enumerate(queries):
-            row = self._all_scores(tokens)
-            hits = np.flatnonzero(row > 0)  # no shared term: not retrieved
-            order = hits[np.lexsort((hits, -row[hits]))][:depth]  # best first, ties by id
+            order, found = self.bm25.ranked(tokens, depth)
             ids[i, :len(order)] = order
-            scores[i, :len(order)] = row[order]
+            scores[i, :len(order)] = found
         return ids, scores
 
     def score(self, queries: list[list[str]], ids: Sequence[Sequence[int]]) -> list[np.ndarray]:
-        return [self._all_scores(tokens)[np.asarray(row, np.int64)] if len(row) else np.zeros(0, np.float32)
+        return [self.bm25.scores(tokens)[np.asarray(row, np.int64)] if len(row) else np.zeros(0, np.float32)
                 for tokens, row in zip(queries, ids)]
 
     def describe(self) -> dict[str, Any]:
-        return {"k1": self.model.k1, "b": self.model.b}
+        return {"k1": self.bm25.model.k1, "b": self.bm25.model.b}

@@ -100,6 +100,21 @@ def test_best_model_is_the_highest_evaluation_and_model_stays_the_last(tmp_path,
     assert ndcg_of(tmp_path / "out" / "model") == pytest.approx(values_seen[-1], abs=1e-6)
     assert not [p for p in (tmp_path / "out").iterdir() if ".tmp-" in p.name]
 
+    # the base model was scored before the first step, and the summary compares it with the fine-tuned one
+    base = json.loads((tmp_path / "out" / "eval" / "base" / "metrics.json").read_text())["metrics"]
+    assert base["ndcg@10"] == pytest.approx(ndcg_of(spread_model_dir), abs=1e-6)
+    final = json.loads((tmp_path / "out" / "eval" / "final" / "metrics.json").read_text())["metrics"]
+    assert final["ndcg@10"] == pytest.approx(values_seen[-1], abs=1e-6)
+    rows = {row["metric"]: row for row in summary["eval_vs_base"]["metrics"]}
+    assert rows["ndcg@10"]["baseline"] == pytest.approx(base["ndcg@10"])
+    assert rows["ndcg@10"]["delta"] == pytest.approx(final["ndcg@10"] - base["ndcg@10"])
+    assert rows["ndcg@10"]["ci_low"] <= rows["ndcg@10"]["delta"] <= rows["ndcg@10"]["ci_high"]
+    # both saved folders carry a model card naming the base model; the last model's has before/after
+    card = (tmp_path / "out" / "model" / "README.md").read_text(encoding="utf-8")
+    assert f"base_model: {spread_model_dir}" in card or str(spread_model_dir) in card
+    assert f"{base['ndcg@10']:.4f}" in card and f"{final['ndcg@10']:.4f}" in card
+    assert (tmp_path / "out" / "best" / "README.md").is_file()
+
 
 class FakeModel:
     def __init__(self, tag: str) -> None:

@@ -33,6 +33,7 @@ from bgekit.train.distributed import setup_process, teardown_process
 from bgekit.train.failures import check_finite_weights
 from bgekit.train import refresh
 from bgekit.train.refresh import NegativeRefresher, RefreshingSampler
+from bgekit.train.outcome import HeldOutEvaluation, comparison_lines, data_summary, write_embedder_card
 from bgekit.train.sampling import GroupSampler
 from bgekit.train.trainer import LossTerm, RunInfo, Trainer, TrainConfig, resolve_dtype, seed_everything
 
@@ -115,21 +116,10 @@ def example_length(example: Example) -> int:
     return len(example.query) + max(len(p) for p in example.pos + example.neg)
 
 
-def _evaluator(values: dict[str, Any]):
-    """A callable ``(model, step) -> metrics`` for the recipe's ``evaluate`` section, or None."""
+def _held_out(values: dict[str, Any], output_dir: Path) -> HeldOutEvaluation | None:
+    """The recipe's ``evaluate`` section as a :class:`HeldOutEvaluation`, or None when it has none."""
     spec = values.get("evaluate") or {}
-    if not spec.get("corpus"):
-        return None
-    from bgekit.evaluate.retrieval import evaluate_embedder, load_eval_data
-
-    data = load_eval_data(spec["corpus"], spec["queries"], spec["qrels"])
-
-    def evaluate(model: Any, step: int) -> dict[str, float]:
-        return evaluate_embedder(model, data, None, None, metrics=spec.get("metrics", ["ndcg@10"]),
-                                 mode=spec.get("mode", "dense"), top_k=spec.get("top_k", 100),
-                                 batch_size=spec.get("batch_size", 64))
-
-    return evaluate
+    return HeldOutEvaluation(spec, output_dir) if spec.get("corpus") else None
 
 
 def write_model(model: Any, recipe: Any, folder: Path) -> None:
@@ -189,7 +179,7 @@ def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = Non
     examples, errors = load_training_examples(data, registry)
     losses = build_losses(values.get("loss"), registry)
     callbacks = build_callbacks(values.get("callbacks") or [], registry)
-    evaluator = _evaluator(values)
+    held_out = _held_out(values, output_dir)
     process = setup_process(backend)
     try:
         seed_everything(config.seed)
@@ -226,22 +216,31 @@ def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = Non
             if select_best and process.is_main else None
         trainer = Trainer(model=model, losses=losses, sampler=sampler, batcher=batcher, collator=collator,
                           config=config, backend=backend, process=process, run=run_info, plugin_manager=pm,
-                          restore_model=restore_model, evaluator=evaluator,
+                          restore_model=restore_model,
+                          evaluator=held_out.metrics if held_out is not None else None,
                           evaluate_every=(values.get("evaluate") or {}).get("every_steps", 0),
                           show_progress=sys.stderr.isatty() if show_progress is None else show_progress,
                           log_lines=show_progress is None, best=best, refresh=refresher,
                           refresh_every=refresh_every)
         final_metrics: dict[str, float] = {}
+        comparison: dict[str, Any] | None = None
         with run_lifecycle(pm, run_info, callbacks):
+            if held_out is not None and process.is_main:
+                model.to(process.device)  # scored where it trains, not on the CPU it was loaded on
+                held_out.score_base(model, resuming=ckpt.resolve_resume(config.resume_from, output_dir) is not None)
             result = trainer.train()
             model_dir = output_dir / "model"
             if process.is_main:
                 model_dir = save_final_model(model, recipe, output_dir)
-                if evaluator is not None:
-                    final_metrics = evaluator(model, result.steps)
+                if held_out is not None:
+                    final_metrics, comparison = held_out.score_final(model)
                     pm.hook.bgekit_on_evaluate_end(run=run_info, step=result.steps, metrics=final_metrics)
                     if best is not None:
                         best.offer(result.steps, final_metrics, model)
+                card_data = data_summary(data.get("train"), examples, errors)
+                write_embedder_card(model_dir, model, recipe, card_data, comparison, final_metrics)
+                if best is not None and best.step is not None:
+                    write_embedder_card(best.path, model, recipe, card_data, None, {best.metric: best.value})
             process.barrier()
     finally:
         teardown_process(process)
@@ -257,16 +256,22 @@ def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = Non
         "device": backend.name,
         "dtype": dtype,
         **({"eval": final_metrics} if final_metrics else {}),
+        **({"eval_vs_base": comparison} if comparison else {}),
         **(best.summary() if best is not None else {}),
         **({"negative_refreshes": refresher.refreshes} if refresher is not None else {}),
     }
     if process.is_main:
-        print_next_steps(model_dir, final_metrics, best)
+        print_next_steps(model_dir, final_metrics, best, comparison)
     return summary
 
 
-def print_next_steps(model_dir: Path, metrics: dict[str, float], best: BestModel | None = None) -> None:
-    if metrics:
+def print_next_steps(model_dir: Path, metrics: dict[str, float], best: BestModel | None = None,
+                     comparison: dict[str, Any] | None = None) -> None:
+    if comparison:
+        console.print("held-out evaluation, base model -> fine-tuned (95% CI of the difference, p):")
+        for line in comparison_lines(comparison):
+            console.print(f"  {line}", markup=False, highlight=False)
+    elif metrics:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
         console.print(f"held-out evaluation of the fine-tuned model: {shown}")
     console.print(f"[bold green]model saved to {model_dir}[/bold green] (the last step's)")

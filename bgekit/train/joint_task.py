@@ -58,6 +58,7 @@ from bgekit.train.embedder_task import (
     save_model_atomically,
 )
 from bgekit.train.embedder_task import build_model as build_retriever
+from bgekit.train.outcome import data_summary, write_embedder_card, write_reranker_card
 from bgekit.train.refresh import RefreshingSampler
 from bgekit.train.reranker_task import RerankBatch, RerankCollator
 from bgekit.train.sampling import TrainGroup
@@ -328,6 +329,9 @@ def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = Non
             if process.is_main:
                 save_model_atomically(retriever, recipe, retriever_dir)
                 save_model_atomically(reranker, recipe, reranker_dir)
+                card_data = data_summary(data.get("train"), examples, errors)
+                write_embedder_card(retriever_dir, retriever, recipe, card_data, None, None)
+                write_reranker_card(reranker_dir, reranker, recipe, card_data, values["reranker"])
             process.barrier()
     finally:
         teardown_process(process)

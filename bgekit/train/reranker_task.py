@@ -44,6 +44,7 @@ from bgekit.train.embedder_task import (
     load_training_examples,
     save_final_model,
 )
+from bgekit.train.outcome import data_summary, write_reranker_card
 from bgekit.train.sampling import GroupSampler, TrainGroup
 from bgekit.train.trainer import RunInfo, Trainer, TrainConfig, resolve_dtype, seed_everything, weighted_loss_sum
 
@@ -204,6 +205,7 @@ def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = Non
             model_dir = output_dir / "model"
             if process.is_main:
                 model_dir = save_final_model(model, recipe, output_dir)
+                write_reranker_card(model_dir, model, recipe, data_summary(data.get("train"), examples, errors))
             process.barrier()
     finally:
         teardown_process(process)

@@ -8,11 +8,11 @@ and when no document is marked relevant the ``answers`` serve as positives.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Iterator
 
 from bgekit.data.encoding import decode_error, iter_lines, resolve_encoding
 from bgekit.data.example import Example, RowError, example_from_mapping
+from bgekit.data.jsonlines import JsonProblem, parse_json
 from bgekit.data.jsonstream import JsonSyntaxError, iter_json_array
 
 from bgekit_formats.common import json_objects, sample_lines, share
@@ -82,9 +82,8 @@ class DureaderReader:
         for line, text in iter_lines(path, codec):
             if not text.strip():
                 continue
-            try:
-                obj = json.loads(text)
-            except ValueError as exc:
-                yield RowError(path, line, f"not valid JSON ({exc.msg} at column {exc.colno})", raw=text[:200])
+            obj = parse_json(text)
+            if isinstance(obj, JsonProblem):
+                yield RowError(path, line, obj, raw=text)
                 continue
             yield example_from_question(obj, path, line)

@@ -32,6 +32,7 @@ still runs where the variable is set.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -139,9 +140,129 @@ _OneLineDumper.add_representer(
 )
 
 
+#: Recipes are a few kilobytes; these bounds make any file, however crafted, load in well under a second.
+MAX_RECIPE_BYTES = 256 * 1024
+#: values in one recipe file counted after expanding YAML aliases (an alias bomb expands exponentially)
+MAX_RECIPE_NODES = 20_000
+MAX_RECIPE_DEPTH = 50
+#: how many recipe files one ``extends`` chain may have
+MAX_EXTENDS_DEPTH = 16
+
+
+class RecipeYamlError(Exception):
+    """A YAML text that is not a usable recipe; ``line`` (1-based) when known."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def node_graph_problem(node: yaml.Node) -> tuple[str, int] | None:
+    """``(why, line)`` when a composed YAML document is cyclic, too deep or too big once
+    aliases are expanded; None when it is fine.
+
+    Counts each node's expanded size once (memoised), so checking a bomb of
+    nested aliases takes time linear in the file, not in its expansion.
+    """
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, int, bool]] = [(node, 1, False)]
+    while stack:
+        current, depth, done = stack.pop()
+        key = id(current)
+        line = current.start_mark.line + 1
+        if done:
+            on_path.discard(key)
+            size = 1 + sum(sizes[id(child)] for child in _children(current))
+            if size > MAX_RECIPE_NODES:
+                return (f"too many values once YAML aliases are expanded (more than {MAX_RECIPE_NODES}); "
+                        "a recipe needs far fewer, so write the values out or use fewer nested aliases", line)
+            sizes[key] = size
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            return "a YAML alias refers to a value that contains it (a recursive structure)", line
+        if depth > MAX_RECIPE_DEPTH:
+            return f"nested more than {MAX_RECIPE_DEPTH} levels deep", line
+        on_path.add(key)
+        stack.append((current, depth, True))
+        stack.extend((child, depth + 1, False) for child in _children(current))
+    return None
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+_QUOTED = re.compile(r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*'""")
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _flow_too_deep(text: str) -> int | None:
+    """The line where ``[``/``{`` nesting passes :data:`MAX_RECIPE_DEPTH`, else None.
+
+    PyYAML's scanner slows down quadratically with flow nesting, so a file of
+    100,000 ``[`` must be refused before it is scanned. Quoted strings are
+    skipped; a stray bracket in a plain string only counts towards the bound.
+    """
+    depth = 0
+    for match in _BRACKET.finditer(_QUOTED.sub("", text)):
+        depth = depth + 1 if match.group() in "[{" else max(depth - 1, 0)
+        if depth > MAX_RECIPE_DEPTH:
+            stripped = _QUOTED.sub("", text)
+            return stripped.count("\n", 0, match.start()) + 1
+    return None
+
+
+def load_yaml(text: str) -> tuple[Any, yaml.Node | None]:
+    """``(value, node)`` of one YAML document read as a recipe reads it, within the bounds above.
+
+    Raises :class:`RecipeYamlError` (with a line when known) for anything
+    that is not a usable document: bad syntax, control characters, alias
+    cycles or bombs, too deep, too big.
+    """
+    if len(text) > MAX_RECIPE_BYTES:
+        raise RecipeYamlError(f"the file is over {MAX_RECIPE_BYTES // 1024} KiB; a recipe is a few kilobytes "
+                              "(is this the right file?)")
+    deep = _flow_too_deep(text)
+    if deep:
+        raise RecipeYamlError(f"nested more than {MAX_RECIPE_DEPTH} levels deep", deep)
+    loader = None
+    try:
+        loader = _RecipeLoader(text)  # checks every character first
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        problem = node_graph_problem(node)
+        if problem:
+            raise RecipeYamlError(*problem)
+        return loader.construct_document(node), node
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise RecipeYamlError(f"not valid YAML: {exc.problem or exc.context}",
+                              mark.line + 1 if mark else None) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1 if isinstance(exc.position, int) else None
+        raise RecipeYamlError(f"not valid YAML text: character #x{exc.character:04x} is not allowed; a recipe "
+                              "is plain UTF-8 text (is this the right file?)" if isinstance(exc.character, int)
+                              else f"not valid YAML text: {exc.reason}", line) from None
+    except yaml.YAMLError as exc:
+        raise RecipeYamlError(f"not valid YAML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise RecipeYamlError(f"nested more than {MAX_RECIPE_DEPTH} levels deep") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
 def parse_yaml_value(text: str) -> Any:
     """A value as a recipe file would read it (``3e-5`` -> float, ``[a, b]`` -> list)."""
-    return yaml.load(text, Loader=_RecipeLoader)
+    return load_yaml(text)[0]
 
 
 @dataclass
@@ -163,24 +284,31 @@ class _FileLayer:
 def _read_file(path: Path, problems: list[str]) -> _FileLayer | None:
     shown = _display(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_RECIPE_BYTES + 1)
+        if len(raw) > MAX_RECIPE_BYTES:
+            problems.append(f"{shown}  $  the file is over {MAX_RECIPE_BYTES // 1024} KiB; a recipe is a few "
+                            "kilobytes (is this the right file?)")
+            return None
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         problems.append(f"{shown}  $  no such recipe file")
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(f"{shown}  $  cannot read the file: {exc}")
+    except IsADirectoryError:
+        problems.append(f"{shown}  $  is a directory, not a recipe file")
         return None
-    loader = _RecipeLoader(text)
+    except OSError as exc:
+        problems.append(f"{shown}  $  cannot read the file: {exc.strerror or exc}")
+        return None
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        problems.append(f"{shown}:{line}  $  not UTF-8 text (byte {raw[exc.start]:#04x}); save the recipe as UTF-8")
+        return None
     try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else {}
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark else ""
-        problems.append(f"{shown}{line}  $  not valid YAML: {exc.problem or exc.context}")
+        data, node = load_yaml(text)
+    except RecipeYamlError as exc:
+        problems.append(f"{shown}{f':{exc.line}' if exc.line else ''}  $  {exc}")
         return None
-    finally:
-        loader.dispose()
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -211,9 +339,43 @@ def _node_lines(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], shown
             _node_lines(item, path + (index,), lines, shown, problems)
 
 
-def _read_chain(path: Path, problems: list[str], chain: tuple[Path, ...] = ()) -> list[_FileLayer]:
+#: Set to 1 to let ``extends`` name a base recipe outside the recipe's folder (an absolute or ``../`` path).
+EXTENDS_ANYWHERE_ENV = "BGEKIT_EXTENDS_ANYWHERE"
+
+
+def _extends_problem(base: Any, path: Path, root: Path) -> tuple[str, Path | None]:
+    """``(problem, None)`` for an ``extends`` value that breaks the rule, else ``("", base path)``.
+
+    The rule: a relative path to a ``.yaml``/``.yml`` file, resolved from the
+    file that contains it, that stays inside the folder of the recipe the user
+    ran (symlinks resolved), unless ``BGEKIT_EXTENDS_ANYWHERE=1``. Errors never
+    show the target's content.
+    """
+    if not isinstance(base, str) or not base.strip():
+        return f"expected a path to a base recipe, got {_type_name(base)}", None
+    if "\x00" in base:
+        return "the path holds a NUL character", None
+    anywhere = os.environ.get(EXTENDS_ANYWHERE_ENV) == "1"
+    if os.path.isabs(base) and not anywhere:
+        return (f"'{base}' is an absolute path; extends takes a path relative to this file, inside the "
+                f"recipe's folder (set {EXTENDS_ANYWHERE_ENV}=1 to allow any path)"), None
+    if Path(base).suffix.lower() not in (".yaml", ".yml"):
+        return f"'{base}' is not a recipe file (.yaml or .yml)", None
+    base_path = Path(os.path.normpath(path.parent / base))
+    if not anywhere:
+        try:
+            base_path.resolve().relative_to(root)
+        except ValueError:
+            return (f"'{base}' is outside the recipe's folder {_display(root)}; copy the base recipe into it "
+                    f"(or set {EXTENDS_ANYWHERE_ENV}=1 to allow any path)"), None
+    return "", base_path
+
+
+def _read_chain(path: Path, problems: list[str], chain: tuple[Path, ...] = (),
+                root: Path | None = None) -> list[_FileLayer]:
     """The recipe and the recipes it extends, base-most first."""
     real = path.resolve()
+    root = root if root is not None else real.parent
     layer = _read_file(path, problems)
     if layer is None:
         return []
@@ -221,20 +383,21 @@ def _read_chain(path: Path, problems: list[str], chain: tuple[Path, ...] = ()) -
     layers: list[_FileLayer] = []
     if base is not None:
         where = layer.origin(("extends",)).location
-        if not isinstance(base, str) or not base:
-            problems.append(f"{where}  $.extends  expected a path to a base recipe, got {base!r}")
+        problem, base_path = _extends_problem(base, path, root)
+        if base_path is None:
+            problems.append(f"{where}  $.extends  {problem}")
+        elif base_path.resolve() in (*chain, real):
+            cycle = " -> ".join(_display(p) for p in (*chain, real, base_path.resolve()))
+            problems.append(f"{where}  $.extends  extends cycle: {cycle}")
+        elif len(chain) + 1 >= MAX_EXTENDS_DEPTH:
+            problems.append(f"{where}  $.extends  more than {MAX_EXTENDS_DEPTH} recipes extend one another")
+        elif not base_path.is_file():
+            problems.append(f"{where}  $.extends  base recipe '{base}' not found "
+                            f"(looked for {_display(base_path)}; paths are relative to this file)")
         else:
-            base_path = Path(os.path.normpath(path.parent / base))
-            if base_path.resolve() in (*chain, real):
-                cycle = " -> ".join(_display(p) for p in (*chain, real, base_path.resolve()))
-                problems.append(f"{where}  $.extends  extends cycle: {cycle}")
-            elif not base_path.is_file():
-                problems.append(f"{where}  $.extends  base recipe '{base}' not found "
-                                f"(looked for {_display(base_path)}; paths are relative to this file)")
-            else:
-                layers = _read_chain(base_path, problems, (*chain, real))
-                for base_layer in layers:
-                    base_layer.source = EXTENDED_RECIPE
+            layers = _read_chain(base_path, problems, (*chain, real), root)
+            for base_layer in layers:
+                base_layer.source = EXTENDED_RECIPE
     layers.append(layer)
     return layers
 
@@ -274,8 +437,8 @@ def parse_override(text: str) -> Override:
         return Override(path, text=text)
     try:
         value = parse_yaml_value(raw)
-    except yaml.YAMLError as exc:
-        raise RecipeError([f"command line  {json_path(path)}  value {raw!r} is not valid YAML: {exc}"],
+    except RecipeYamlError as exc:
+        raise RecipeError([f"command line  {json_path(path)}  value {raw!r}: {exc}"],
                           what="override") from None
     return Override(path, value, text)
 
@@ -553,6 +716,15 @@ class Recipe:
             node[last] = reference
         return masked
 
+    def values_for_plugins(self) -> dict[str, Any]:
+        """What to hand plugins and callbacks as "the run's recipe": :meth:`masked_values`.
+
+        A tracker that uploads its config must never receive a key read from
+        ``${env:NAME}``; a component that needs the secret gets it as its own
+        parameter, not through the recipe.
+        """
+        return self.masked_values()
+
     def to_yaml(self, header: bool = True) -> str:
         """The resolved recipe as YAML, each value followed by ``# from: <source>``."""
         text = yaml.dump(self.masked_values(), Dumper=_OneLineDumper, sort_keys=False,
@@ -634,14 +806,16 @@ def load_recipe(
         _apply_override(tree, override, command_line, located)
 
     secrets = _resolve_env(tree, located, shown)
+    _check_finite(tree, located, shown)
     schema = outer_schema()
     _fill_defaults(schema, tree.values, (), tree, Origin(SCHEMA_DEFAULT))
     for where, message in _schema_problems(outer_validation_schema(), tree.values):
         located.append((tree.location(where, shown), where, message))
     _check_components(schema, tree, registry, located, shown)
+    _check_output_dir(tree, located, shown)
 
     if located:
-        raise RecipeError(_sorted_problems(located, shown), what=shown)
+        raise RecipeError(_sorted_problems(_mask_secrets(located, tree, secrets), shown), what=shown)
     values = _ordered(schema, tree.values)
     provenance = {dotted(p): str(tree.origin(p)) for p in leaf_paths(values) if p}
     plugins = {i.name: {"version": i.version, "source": i.source, "status": i.status, "error": i.error or ""}
@@ -692,7 +866,12 @@ def _resolve_env(tree: _Tree, located: list[tuple[str, KeyPath, str]], shown: st
     secrets: dict[str, str] = {}
     for path in list(_node_paths(tree.values, ())):
         value = tree.get(path)
-        if not isinstance(value, str) or not _ENV_REF.search(value):
+        if not isinstance(value, str) or "${env:" not in value:
+            continue
+        if value.count("${env:") != len(_ENV_REF.findall(value)):
+            located.append((tree.location(path, shown), path,
+                            "malformed environment reference; write ${env:NAME} (NAME: letters, digits and _, "
+                            "not starting with a digit)"))
             continue
         missing = [name for name in _ENV_REF.findall(value) if name not in os.environ]
         if missing:
@@ -704,6 +883,58 @@ def _resolve_env(tree: _Tree, located: list[tuple[str, KeyPath, str]], shown: st
         parent[path[-1]] = _ENV_REF.sub(lambda m: os.environ[m.group(1)], value)
         secrets[dotted(path)] = value
     return secrets
+
+
+def _check_finite(tree: _Tree, located: list[tuple[str, KeyPath, str]], shown: str) -> None:
+    """Every number a user wrote is finite: ``.inf`` and ``.nan`` train NaN or fail hours later."""
+    for path in _node_paths(tree.values, ()):
+        value = tree.get(path)
+        if isinstance(value, float) and not math.isfinite(value):
+            written = ".nan" if value != value else (".inf" if value > 0 else "-.inf")
+            located.append((tree.location(path, shown), path, f"must be a finite number, not {written}"))
+
+
+def _check_output_dir(tree: _Tree, located: list[tuple[str, KeyPath, str]], shown: str) -> None:
+    """``output_dir`` names a folder of its own: not empty, not the working folder, not / or home.
+
+    A run writes checkpoints there and deletes old ones; pointed at the
+    current folder it mixes with (and could prune) the user's own files.
+    """
+    value = tree.values.get("output_dir")
+    if not isinstance(value, str):
+        return
+    where = tree.location(("output_dir",), shown)
+    if not value.strip():
+        problem = "is empty"
+    else:
+        target = Path(value).expanduser().resolve()
+        if target == Path.cwd().resolve():
+            problem = f"'{value}' is the current folder"
+        elif target == Path(target.anchor) or target == Path.home().resolve():
+            problem = f"'{value}' is {'the filesystem root' if target == Path(target.anchor) else 'your home folder'}"
+        else:
+            return
+    located.append((where, ("output_dir",), f"{problem}; a run writes (and prunes) checkpoints in its output "
+                    "folder, so name a folder of its own, e.g. output_dir: runs/try1"))
+
+
+def _mask_secrets(located: list[tuple[str, KeyPath, str]], tree: _Tree,
+                  secrets: dict[str, str]) -> list[tuple[str, KeyPath, str]]:
+    """The problems with every value read from ``${env:NAME}`` shown as that reference instead."""
+    if not secrets:
+        return located
+    paths = {tuple(int(p) if p.isdigit() else p for p in key.split(".")): ref for key, ref in secrets.items()}
+    out = []
+    for where, path, message in located:
+        for secret_path, reference in paths.items():
+            n = min(len(path), len(secret_path))
+            if path[:n] != secret_path[:n] or not tree.has(secret_path):
+                continue
+            value = tree.get(secret_path)
+            if isinstance(value, str) and value:
+                message = message.replace(repr(value), reference).replace(value, reference)
+        out.append((where, path, message))
+    return out
 
 
 def _check_components(schema: dict[str, Any], tree: _Tree, registry: Registry,

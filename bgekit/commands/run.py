@@ -11,6 +11,7 @@ import click
 from bgekit.devices import select_backend
 from bgekit.errors import BgekitError
 from bgekit.plugins import get_registry
+from bgekit.preflight import check_recipe
 from bgekit.recipe import Recipe, load_recipe
 from bgekit.shipped_recipes import find_shipped
 
@@ -60,6 +61,7 @@ def run(recipe: str, overrides: tuple[str, ...], dry_run: bool) -> None:
         return
     from bgekit.tasks import run_task
 
+    check_recipe(resolved)  # input files and lengths, in one line each, before anything heavy loads
     result = run_task(resolved, backend)
     if os.environ.get("RANK", "0") == "0":  # under torchrun the main process speaks for the run
         click.echo(json.dumps(result, indent=2, default=str))

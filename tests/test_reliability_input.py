@@ -91,7 +91,8 @@ BAD_ROWS = [
     ('{"query": "q", "pos": ["a"], "extra": NaN}', "extra", "NaN or infinity"),
     ('{"query": "q", "pos": ["a"], "pos_labels": [1000]}', "pos_labels", "within"),
     ('{"query": "q", "pos": ' + "[" * 100_000 + "}", None, "nested too deeply"),
-    ('{"query": "q", "pos": ["a"], "n": ' + "1" * 5000 + "}", None, "not valid JSON"),
+    ('{"query": "q", "pos": ["a"], "n": ' + "1" * 5000 + "}", "n", "5000 digits, too long to read"),
+    ('{"query": "q", "pos": ["a"], "pos_scores": [-' + "1" * 5000 + "]}", "pos_scores", "5000 digits"),
 ]
 
 

@@ -157,6 +157,8 @@ def _finite_numbers(value: Any, what: str, limit: float, kind: str) -> list[floa
             number = float(v)
         except OverflowError:
             return f"{what} {i} is an integer too large for a number ({len(str(abs(v)))} digits)"
+        if getattr(v, "digits", None):  # jsonlines.TooManyDigits
+            return f"{what} {i} is a number with {v.digits} digits, too long to read"
         if not math.isfinite(number):
             return "contains NaN or infinity"
         if abs(number) > limit:
@@ -177,6 +179,8 @@ def text_problem(row: Mapping[str, Any]) -> tuple[str, str | None] | None:
             if found:
                 return (f"holds an unpaired surrogate (\\u{ord(found.group()):04x}), which is not valid "
                         "Unicode text; fix the escape in the file", top)
+        elif isinstance(value, float) and getattr(value, "digits", None):  # jsonlines.TooManyDigits
+            return f"holds a number with {value.digits} digits, too long to read", top
         elif isinstance(value, float) and not math.isfinite(value):
             return "contains NaN or infinity, which JSON cannot hold", top
         elif isinstance(value, Mapping):

@@ -18,6 +18,28 @@ from bgekit.data.encoding import iter_lines
 from bgekit.data.example import RowError
 
 
+#: Python refuses to convert longer digit strings to int (quadratic-time protection).
+MAX_INT_DIGITS = 4300
+
+
+class TooManyDigits(float):
+    """An integer literal too long to read, kept as infinity so that it fails every range
+    check; readers name it (:func:`bgekit.data.example.text_problem`) instead of crashing."""
+
+    def __new__(cls, text: str) -> "TooManyDigits":
+        value = super().__new__(cls, "-inf" if text.startswith("-") else "inf")
+        value.digits = len(text.lstrip("-"))
+        return value
+
+
+def _parse_int(text: str) -> int | float:
+    return int(text) if len(text) <= MAX_INT_DIGITS else TooManyDigits(text)
+
+
+#: The one JSON decoder of data files: C-accelerated, and integers of any length never raise.
+DECODER = json.JSONDecoder(parse_int=_parse_int)
+
+
 class JsonProblem(str):
     """Why a text is not valid JSON (a ``str``, so it reads as the reason)."""
 
@@ -25,7 +47,7 @@ class JsonProblem(str):
 def parse_json(text: str) -> Any | JsonProblem:
     """The JSON value in ``text``, or a :class:`JsonProblem` saying why there is none."""
     try:
-        return json.loads(text)
+        return DECODER.decode(text)
     except json.JSONDecodeError as exc:
         return JsonProblem(f"not valid JSON ({exc.msg} at column {exc.colno})")
     except RecursionError:

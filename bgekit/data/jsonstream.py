@@ -14,13 +14,14 @@ import re
 from dataclasses import dataclass
 from typing import IO, Any, Iterator
 
+from bgekit.data.jsonlines import DECODER
 from bgekit.errors import BgekitError
 
 CHUNK_CHARS = 1 << 20
 #: An element bigger than this is taken to be broken rather than incomplete.
 MAX_ELEMENT_CHARS = 64 << 20
 _SPACE = re.compile(r"[ \t\n\r]*")
-_DECODER = json.JSONDecoder()
+_DECODER = DECODER
 
 
 @dataclass

@@ -145,9 +145,9 @@ _OneLineDumper.add_representer(
 
 
 #: Recipes are a few kilobytes; these bounds make any file, however crafted, load in well under a second.
-MAX_RECIPE_BYTES = 128 * 1024
+MAX_RECIPE_BYTES = 64 * 1024
 #: values in one recipe file counted after expanding YAML aliases (an alias bomb expands exponentially)
-MAX_RECIPE_NODES = 20_000
+MAX_RECIPE_NODES = 5_000
 MAX_RECIPE_DEPTH = 50
 #: how many recipe files one ``extends`` chain may have
 MAX_EXTENDS_DEPTH = 16
@@ -179,8 +179,9 @@ def node_graph_problem(node: yaml.Node) -> tuple[str, int] | None:
             on_path.discard(key)
             size = 1 + sum(sizes[id(child)] for child in _children(current))
             if size > MAX_RECIPE_NODES:
-                return (f"too many values once YAML aliases are expanded (more than {MAX_RECIPE_NODES}); "
-                        "a recipe needs far fewer, so write the values out or use fewer nested aliases", line)
+                return (f"too many values (over {MAX_RECIPE_NODES}, counting what each YAML alias expands "
+                        "to); a recipe needs far fewer (is this the right file? are aliases nested in aliases?)",
+                        line)
             sizes[key] = size
             continue
         if key in sizes:
@@ -461,6 +462,8 @@ class _Tree:
     def __init__(self) -> None:
         self.values: dict[str, Any] = {}
         self.origins: dict[KeyPath, Origin] = {(): Origin(SCHEMA_DEFAULT)}
+        #: paths holding a mapping or list: only replacing one of these has origins below it to forget
+        self.containers: set[KeyPath] = {()}
 
     def get(self, path: KeyPath) -> Any:
         node: Any = self.values
@@ -492,14 +495,17 @@ class _Tree:
                 if not isinstance(parent.get(key), (dict, list)):
                     parent[key] = {}
                     self.origins[path[: depth + 1]] = origin(path[: depth + 1])
+                    self.containers.add(path[: depth + 1])
                 parent = parent[key]
             else:
                 parent = parent[key]
         if path:
             parent[path[-1]] = value
         self._forget(path)
-        for sub_path in _node_paths(value, path):
+        for sub_path, sub in _node_items(value, path):
             self.origins[sub_path] = origin(sub_path)
+            if isinstance(sub, (dict, list)):
+                self.containers.add(sub_path)
 
     def remove(self, path: KeyPath) -> None:
         parent = self.get(path[:-1])
@@ -507,8 +513,12 @@ class _Tree:
         self._forget(path)
 
     def _forget(self, path: KeyPath) -> None:
+        if path not in self.containers:  # a scalar (or nothing) was here: nothing below it
+            self.origins.pop(path, None)
+            return
         for known in [p for p in self.origins if p[: len(path)] == path]:
             del self.origins[known]
+        self.containers = {p for p in self.containers if p[: len(path)] != path}
 
     def origin(self, path: KeyPath) -> Origin:
         for end in range(len(path), -1, -1):
@@ -526,13 +536,19 @@ class _Tree:
 
 
 def _node_paths(value: Any, path: KeyPath) -> Iterator[KeyPath]:
-    yield path
+    for sub_path, _ in _node_items(value, path):
+        yield sub_path
+
+
+def _node_items(value: Any, path: KeyPath) -> Iterator[tuple[KeyPath, Any]]:
+    """``(path, value)`` of ``value`` and everything inside it."""
+    yield path, value
     if isinstance(value, dict):
         for key, sub in value.items():
-            yield from _node_paths(sub, path + (key,))
+            yield from _node_items(sub, path + (key,))
     elif isinstance(value, list):
         for index, sub in enumerate(value):
-            yield from _node_paths(sub, path + (index,))
+            yield from _node_items(sub, path + (index,))
 
 
 def leaf_paths(value: Any, path: KeyPath = ()) -> Iterator[KeyPath]:
@@ -638,15 +654,22 @@ def _type_name(value: Any) -> str:
     return _JSON_TYPES.get(type(value), type(value).__name__)
 
 
+#: unknown keys per mapping that get a "did you mean"; past that they are only named
+HINTED_UNKNOWN_KEYS = 20
+
+
 def _explain(error: jsonschema.ValidationError, prefix: KeyPath) -> Iterator[tuple[KeyPath, str]]:
     path = prefix + tuple(error.absolute_path)
     kind = error.validator
     if kind == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
-        for key in error.instance:
-            if key not in allowed:
-                hint = did_you_mean(str(key), allowed) or f"; allowed here: {', '.join(allowed)}"
-                yield path + (key,), f"unknown key '{key}'{hint}"
+        unknown = [key for key in error.instance if key not in allowed]
+        for number, key in enumerate(unknown):
+            if number >= HINTED_UNKNOWN_KEYS:  # a file of thousands of keys: name them, skip the hints
+                yield path + (key,), f"unknown key '{key}'"
+                continue
+            hint = did_you_mean(str(key), allowed) or f"; allowed here: {', '.join(allowed)}"
+            yield path + (key,), f"unknown key '{key}'{hint}"
     elif kind == "required":
         missing = [k for k in error.validator_value if k not in error.instance]
         for key in missing:
@@ -678,9 +701,11 @@ def _explain(error: jsonschema.ValidationError, prefix: KeyPath) -> Iterator[tup
 def _schema_problems(schema: dict[str, Any], instance: Any, prefix: KeyPath = ()) -> list[tuple[KeyPath, str]]:
     validator = jsonschema.Draft7Validator(schema)
     found: list[tuple[KeyPath, str]] = []
+    seen: set[tuple[KeyPath, str]] = set()
     for error in validator.iter_errors(instance):
         for item in _explain(error, prefix):
-            if item not in found:
+            if item not in seen:
+                seen.add(item)
                 found.append(item)
     return found
 
@@ -946,14 +971,25 @@ def _mask_secrets(located: list[tuple[str, KeyPath, str]], tree: _Tree,
 
 def _check_components(schema: dict[str, Any], tree: _Tree, registry: Registry,
                       located: list[tuple[str, KeyPath, str]], shown: str) -> None:
-    """Stage two: each selected component's parameters, and names of components."""
+    """Stage two: each selected component's parameters, and names of components.
+
+    The first :data:`HINTED_UNKNOWN_KEYS` unknown names get the registry's
+    "did you mean"; later ones are only named, so a file listing thousands of
+    them is still refused at once.
+    """
+    hinted = 0
     for what, kind, path, value in list(_markers(schema, tree.values)):
         from_default = tree.origin(path).source == SCHEMA_DEFAULT
         if what == "name_of":
             if isinstance(value, str) and value != "auto" and not from_default:
+                base = value.partition("@")[0].strip().lower() if kind == "metric" else value
+                if hinted >= HINTED_UNKNOWN_KEYS and base not in registry.names(kind):
+                    located.append((tree.location(path, shown), path, f"unknown {kind} '{value}'"))
+                    continue
                 try:
                     registry.metric(value) if kind == "metric" else registry.get(kind, value)
                 except BgekitError as exc:
+                    hinted += 1
                     located.append((tree.location(path, shown), path, str(exc)))
             continue
         if not isinstance(value, dict) or not isinstance(value.get("name"), str):
@@ -961,7 +997,10 @@ def _check_components(schema: dict[str, Any], tree: _Tree, registry: Registry,
         name_path = path + ("name",)
         if value["name"] not in registry.names(kind):
             if not tree.origin(name_path).source == SCHEMA_DEFAULT:
-                located.append((tree.location(name_path, shown), name_path, registry.unknown_message(kind, value["name"])))
+                hinted += 1
+                message = (registry.unknown_message(kind, value["name"]) if hinted <= HINTED_UNKNOWN_KEYS
+                           else f"unknown {kind} '{value['name']}'")
+                located.append((tree.location(name_path, shown), name_path, message))
             continue
         spec = registry.get(kind, value["name"])
         mismatch = _loss_task_mismatch(spec, tree.values.get("task"), registry)
@@ -1000,8 +1039,10 @@ def _sorted_problems(located: list[tuple[str, KeyPath, str]], shown: str) -> lis
         return (location == COMMAND_LINE, file, int(line), json_path(item[1]))
 
     out: list[str] = []
+    seen: set[str] = set()
     for location, path, message in sorted(located, key=key):
         text = f"{location}  {json_path(path)}  {message}"
-        if text not in out:
+        if text not in seen:
+            seen.add(text)
             out.append(text)
     return out

@@ -156,7 +156,8 @@ def _finite_numbers(value: Any, what: str, limit: float, kind: str) -> list[floa
         try:
             number = float(v)
         except OverflowError:
-            return f"{what} {i} is an integer too large for a number ({len(str(abs(v)))} digits)"
+            digits = int((v.bit_length() - 1) * math.log10(2)) + 1  # str(v) refuses past 4300 digits
+            return f"{what} {i} is an integer too large for a number (about {digits} digits)"
         if getattr(v, "digits", None):  # jsonlines.TooManyDigits
             return f"{what} {i} is a number with {v.digits} digits, too long to read"
         if not math.isfinite(number):
@@ -185,7 +186,7 @@ def text_problem(row: Mapping[str, Any]) -> tuple[str, str | None] | None:
             return "contains NaN or infinity, which JSON cannot hold", top
         elif isinstance(value, Mapping):
             for key, sub in value.items():
-                stack.append((key, top if top is not None else None))
+                stack.append((key, top))
                 stack.append((sub, top if top is not None else str(key)))
         elif isinstance(value, list):
             stack.extend((sub, top) for sub in value)

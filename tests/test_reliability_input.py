@@ -277,6 +277,14 @@ def test_expected_failures_are_one_line_and_debug_shows_the_traceback(tmp_path, 
     assert debug.exception is exc
 
 
+def test_line_lists_never_read_lines_comma_nothing():
+    from bgekit.commands.data import counted, line_list
+
+    assert [line_list([841], False), line_list([1, 2], True), line_list([], True)] == \
+        ["line 841", "lines 1, 2, ...", ""]
+    assert [counted(1, "row"), counted(0, "row"), counted(2, "passage")] == ["1 row", "0 rows", "2 passages"]
+
+
 def test_counts_and_line_lists_read_right(tmp_path):
     src = write(tmp_path / "in.jsonl", '{"query": "q", "pos": ["p"]}\n')
     result = cli("data", "convert", str(src), str(tmp_path / "o.jsonl"))

@@ -990,7 +990,11 @@ def _check_components(schema: dict[str, Any], tree: _Tree, registry: Registry,
                     registry.metric(value) if kind == "metric" else registry.get(kind, value)
                 except BgekitError as exc:
                     hinted += 1
-                    located.append((tree.location(path, shown), path, str(exc)))
+                    message = str(exc)
+                    if kind == "metric":  # the registry looks names up lowercased; show them as written
+                        written = value.partition("@")[0].strip()
+                        message = message.replace(f"metric '{written.lower()}'", f"metric '{written}'", 1)
+                    located.append((tree.location(path, shown), path, message))
             continue
         if not isinstance(value, dict) or not isinstance(value.get("name"), str):
             continue  # stage one reported the shape

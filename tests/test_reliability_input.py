@@ -378,6 +378,13 @@ def test_a_malformed_env_reference_is_an_error_not_a_literal(tmp_path, bgekit_pm
     assert "malformed environment reference" in problem
 
 
+def test_metric_names_keep_the_users_case_in_recipe_errors(tmp_path, bgekit_pm):
+    path = write(tmp_path / "r.yaml", RECIPE + "evaluate: {metrics: [NDCG@1O, nDCGG@10]}\n")
+    found = refused(path)
+    assert "metric 'NDCG@1O': cut-off '1O' is not a whole number" in found[0]
+    assert "unknown metric 'nDCGG' (did you mean 'ndcg'?)" in found[1]
+
+
 def test_plugins_get_the_recipe_with_secrets_masked(tmp_path, bgekit_pm, monkeypatch):
     monkeypatch.setenv("HUB_REVISION", "sk-very-secret")
     path = write(tmp_path / "r.yaml", RECIPE.replace("{name_or_path: tiny}",

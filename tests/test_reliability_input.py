@@ -112,11 +112,18 @@ def test_rows_that_crashed_are_rejected_with_a_reason(tmp_path, row, field, word
     assert rejected["line"] == 2 and rejected["raw"] == row  # the original text, not null
 
 
-def test_json_array_element_too_deep_or_too_long_is_reported_not_raised(tmp_path):
-    src = write(tmp_path / "a.json", '[{"query": "ok", "pos": ["p"]},\n{"query": "q", "pos": ' + "[" * 50_000 + "]")
+def test_a_json_array_element_too_deep_to_read_is_rejected_and_the_rest_still_read(tmp_path, monkeypatch):
+    import bgekit.data.jsonstream as js
+
+    monkeypatch.setattr(js, "CHUNK_CHARS", 4096)  # the deep element spans many reads
+    deep = '{"query": "q", "pos": ' + "[" * 50_000 + '"]", "[{"' + "]" * 50_000 + "}"
+    src = write(tmp_path / "a.json", f'[{{"query": "ok", "pos": ["p"]}},\n{deep},\n{{"query": "b", "pos": ["y"]}}]')
     report = validate_json(src, "--format", "json")
-    assert report["valid"] == 1 and report["invalid"] == 1
+    assert (report["valid"], report["invalid"]) == (2, 1)
     assert "nested too deeply" in report["errors"][0]["reason"] and report["errors"][0]["line"] == 2
+    broken = write(tmp_path / "b.json", '[{"query": "ok", "pos": ["p"]},\n{"query": "q", "pos": ' + "[" * 50_000 + "]")
+    report = validate_json(broken, "--format", "json")  # never closed: the rest cannot be read, said so
+    assert (report["valid"], report["invalid"]) == (1, 1) and "nested too deeply" in report["errors"][0]["reason"]
 
 
 @pytest.mark.parametrize("text, limit, words", [

@@ -39,6 +39,19 @@ class JsonSyntaxError:
 
 
 @dataclass
+class TooDeep:
+    """An element nested too deeply to decode; it was skipped, the elements after it still read."""
+
+    line: int
+
+    def __str__(self) -> str:
+        return "nested too deeply to read"
+
+
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+@dataclass
 class TrailingValue:
     """A complete JSON value after the top-level array had ended (the file is not one array)."""
 
@@ -96,7 +109,13 @@ class _Buffer:
                 column = exc.pos - (self.text.rfind("\n", 0, exc.pos) + 1) + 1
                 return JsonSyntaxError(line, column, exc.msg, self._line_text(exc.pos))
             except RecursionError:
-                return self._here("nested too deeply to read")
+                line = self.line
+                end = self._end_of_nested_value()  # may slide the window: the value starts at self.pos
+                if end is None:
+                    return self._here("nested too deeply to read")
+                self.last_raw = self.text[self.pos:end]
+                self.advance(end)
+                return TooDeep(line)
             except ValueError as exc:  # an integer longer than Python's digit limit
                 return self._here(str(exc).split(";")[0])
             if end == len(self.text) and self.more():
@@ -104,6 +123,22 @@ class _Buffer:
             self.last_raw = self.text[self.pos:end]
             self.advance(end)
             return value
+
+    def _end_of_nested_value(self) -> int | None:
+        """Where the array or object at the current position ends, found by counting
+        brackets outside strings (no recursion); None when it does not end in time."""
+        while True:
+            depth = 0
+            for token in _TOKEN.finditer(self.text, self.pos):
+                kind = token.group()[0]
+                if kind in "[{":
+                    depth += 1
+                elif kind in "]}":
+                    depth -= 1
+                    if depth == 0:
+                        return token.end()
+            if len(self.text) - self.pos >= MAX_ELEMENT_CHARS or not self.more():
+                return None
 
     def _here(self, message: str) -> JsonSyntaxError:
         column = self.pos - (self.text.rfind("\n", 0, self.pos) + 1) + 1

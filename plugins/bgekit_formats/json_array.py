@@ -6,7 +6,7 @@ from typing import Iterator
 
 from bgekit.data.encoding import decode_error, resolve_encoding
 from bgekit.data.example import Example, RowError, example_from_mapping
-from bgekit.data.jsonstream import JsonSyntaxError, TrailingValue, iter_json_array_text
+from bgekit.data.jsonstream import JsonSyntaxError, TooDeep, TrailingValue, iter_json_array_text
 
 from bgekit_formats.common import parses_as_json, sample_lines
 
@@ -47,6 +47,9 @@ class JsonArrayReader:
                         yield RowError(path, value.line, f"{value}; the rest of the file (from line "
                                        f"{value.line}) cannot be read", raw=value.text)
                         return
+                    if isinstance(value, TooDeep):
+                        yield RowError(path, line, "not valid JSON here (nested too deeply to read)", raw=raw)
+                        continue
                     if isinstance(value, TrailingValue):
                         yield RowError(path, line, "a second JSON value after the top-level array ended at "
                                        f"line {value.array_end_line}; a json file holds one array of examples "

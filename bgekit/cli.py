@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 import click
+import yaml
 
 import bgekit
 from bgekit.errors import BgekitError
@@ -37,8 +38,26 @@ COMMANDS = [
 ]
 
 
+def one_line(exc: BaseException) -> str:
+    """An expected failure that is not a :class:`BgekitError` (a file that cannot be read or
+    written, text that is not valid Unicode, YAML that does not parse) as one line."""
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc} (check the path and its permissions, and free disk space)"
+    if isinstance(exc, UnicodeError):
+        return f"text that is not valid Unicode ({exc}); check the file's encoding (--encoding)"
+    if isinstance(exc, RecursionError):
+        return "input nested too deeply to read"
+    first = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {first[0] if first else ''}"
+
+
+#: Failures that come from what a user gave (files, text), not from a bug: one line, exit 1.
+EXPECTED_ERRORS = (OSError, UnicodeError, yaml.YAMLError, RecursionError)
+
+
 class _BgekitGroup(click.Group):
-    """Turns BgekitError into a clean message and exit 1 (unless ``--debug``)."""
+    """Turns BgekitError and other expected failures into one line and exit 1 (unless ``--debug``)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -47,6 +66,11 @@ class _BgekitGroup(click.Group):
             if ctx.params.get("debug"):
                 raise
             click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+        except EXPECTED_ERRORS as exc:
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"error: {one_line(exc)} (--debug shows the traceback)", err=True)
             ctx.exit(1)
 
 

@@ -32,6 +32,7 @@ still runs where the variable is set.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -117,7 +118,11 @@ def _display(path: Path) -> str:
 # ---------------------------------------------------------------------------
 
 
-class _RecipeLoader(yaml.SafeLoader):
+#: libyaml's C parser when PyYAML has it (8x faster, so even a crafted recipe parses in well under a second)
+_SafeBase = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _RecipeLoader(_SafeBase):  # type: ignore[valid-type, misc]
     """SafeLoader that also reads ``1e-5`` as a number (YAML 1.1 wants ``1.0e-5``)."""
 
 
@@ -139,9 +144,133 @@ _OneLineDumper.add_representer(
 )
 
 
+#: Recipes are a few kilobytes; these bounds make any file, however crafted, load in well under a second.
+MAX_RECIPE_BYTES = 64 * 1024
+#: values in one recipe file counted after expanding YAML aliases (an alias bomb expands exponentially)
+MAX_RECIPE_NODES = 5_000
+MAX_RECIPE_DEPTH = 50
+#: how many recipe files one ``extends`` chain may have
+MAX_EXTENDS_DEPTH = 16
+
+
+class RecipeYamlError(Exception):
+    """A YAML text that is not a usable recipe; ``line`` (1-based) when known."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def node_graph_problem(node: yaml.Node) -> tuple[str, int] | None:
+    """``(why, line)`` when a composed YAML document is cyclic, too deep or too big once
+    aliases are expanded; None when it is fine.
+
+    Counts each node's expanded size once (memoised), so checking a bomb of
+    nested aliases takes time linear in the file, not in its expansion.
+    """
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, int, bool]] = [(node, 1, False)]
+    while stack:
+        current, depth, done = stack.pop()
+        key = id(current)
+        line = current.start_mark.line + 1
+        if done:
+            on_path.discard(key)
+            size = 1 + sum(sizes[id(child)] for child in _children(current))
+            if size > MAX_RECIPE_NODES:
+                return (f"too many values (over {MAX_RECIPE_NODES}, counting what each YAML alias expands "
+                        "to); a recipe needs far fewer (is this the right file? are aliases nested in aliases?)",
+                        line)
+            sizes[key] = size
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            return "a YAML alias refers to a value that contains it (a recursive structure)", line
+        if depth > MAX_RECIPE_DEPTH:
+            return f"nested more than {MAX_RECIPE_DEPTH} levels deep", line
+        on_path.add(key)
+        stack.append((current, depth, True))
+        stack.extend((child, depth + 1, False) for child in _children(current))
+    return None
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+_QUOTED = re.compile(r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*'""")
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _flow_too_deep(text: str) -> int | None:
+    """The line where ``[``/``{`` nesting passes :data:`MAX_RECIPE_DEPTH`, else None.
+
+    PyYAML's scanner slows down quadratically with flow nesting, so a file of
+    100,000 ``[`` must be refused before it is scanned. Quoted strings are
+    skipped; a stray bracket in a plain string only counts towards the bound.
+    """
+    depth = 0
+    for match in _BRACKET.finditer(_QUOTED.sub("", text)):
+        depth = depth + 1 if match.group() in "[{" else max(depth - 1, 0)
+        if depth > MAX_RECIPE_DEPTH:
+            stripped = _QUOTED.sub("", text)
+            return stripped.count("\n", 0, match.start()) + 1
+    return None
+
+
+def load_yaml(text: str) -> tuple[Any, yaml.Node | None]:
+    """``(value, node)`` of one YAML document read as a recipe reads it, within the bounds above.
+
+    Raises :class:`RecipeYamlError` (with a line when known) for anything
+    that is not a usable document: bad syntax, control characters, alias
+    cycles or bombs, too deep, too big.
+    """
+    if len(text) > MAX_RECIPE_BYTES:
+        raise RecipeYamlError(f"the file is over {MAX_RECIPE_BYTES // 1024} KiB; a recipe is a few kilobytes "
+                              "(is this the right file?)")
+    deep = _flow_too_deep(text)
+    if deep:
+        raise RecipeYamlError(f"nested more than {MAX_RECIPE_DEPTH} levels deep", deep)
+    loader = None
+    try:
+        loader = _RecipeLoader(text)  # checks every character first
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        problem = node_graph_problem(node)
+        if problem:
+            raise RecipeYamlError(*problem)
+        return loader.construct_document(node), node
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise RecipeYamlError(f"not valid YAML: {exc.problem or exc.context}",
+                              mark.line + 1 if mark else None) from None
+    except yaml.reader.ReaderError as exc:
+        # libyaml counts bytes of the UTF-8 text, the Python reader characters
+        encoded = text.encode("utf-8", "surrogatepass") if _SafeBase is not yaml.SafeLoader else text
+        line = encoded.count(b"\n" if isinstance(encoded, bytes) else "\n", 0, exc.position) + 1 \
+            if isinstance(exc.position, int) else None
+        raise RecipeYamlError(f"not valid YAML text: character #x{exc.character:04x} is not allowed; a recipe "
+                              "is plain UTF-8 text (is this the right file?)" if isinstance(exc.character, int)
+                              else f"not valid YAML text: {exc.reason}", line) from None
+    except yaml.YAMLError as exc:
+        raise RecipeYamlError(f"not valid YAML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise RecipeYamlError(f"nested more than {MAX_RECIPE_DEPTH} levels deep") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
 def parse_yaml_value(text: str) -> Any:
     """A value as a recipe file would read it (``3e-5`` -> float, ``[a, b]`` -> list)."""
-    return yaml.load(text, Loader=_RecipeLoader)
+    return load_yaml(text)[0]
 
 
 @dataclass
@@ -163,24 +292,31 @@ class _FileLayer:
 def _read_file(path: Path, problems: list[str]) -> _FileLayer | None:
     shown = _display(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_RECIPE_BYTES + 1)
+        if len(raw) > MAX_RECIPE_BYTES:
+            problems.append(f"{shown}  $  the file is over {MAX_RECIPE_BYTES // 1024} KiB; a recipe is a few "
+                            "kilobytes (is this the right file?)")
+            return None
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         problems.append(f"{shown}  $  no such recipe file")
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(f"{shown}  $  cannot read the file: {exc}")
+    except IsADirectoryError:
+        problems.append(f"{shown}  $  is a directory, not a recipe file")
         return None
-    loader = _RecipeLoader(text)
+    except OSError as exc:
+        problems.append(f"{shown}  $  cannot read the file: {exc.strerror or exc}")
+        return None
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        problems.append(f"{shown}:{line}  $  not UTF-8 text (byte {raw[exc.start]:#04x}); save the recipe as UTF-8")
+        return None
     try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else {}
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark else ""
-        problems.append(f"{shown}{line}  $  not valid YAML: {exc.problem or exc.context}")
+        data, node = load_yaml(text)
+    except RecipeYamlError as exc:
+        problems.append(f"{shown}{f':{exc.line}' if exc.line else ''}  $  {exc}")
         return None
-    finally:
-        loader.dispose()
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -211,9 +347,43 @@ def _node_lines(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], shown
             _node_lines(item, path + (index,), lines, shown, problems)
 
 
-def _read_chain(path: Path, problems: list[str], chain: tuple[Path, ...] = ()) -> list[_FileLayer]:
+#: Set to 1 to let ``extends`` name a base recipe outside the recipe's folder (an absolute or ``../`` path).
+EXTENDS_ANYWHERE_ENV = "BGEKIT_EXTENDS_ANYWHERE"
+
+
+def _extends_problem(base: Any, path: Path, root: Path) -> tuple[str, Path | None]:
+    """``(problem, None)`` for an ``extends`` value that breaks the rule, else ``("", base path)``.
+
+    The rule: a relative path to a ``.yaml``/``.yml`` file, resolved from the
+    file that contains it, that stays inside the folder of the recipe the user
+    ran (symlinks resolved), unless ``BGEKIT_EXTENDS_ANYWHERE=1``. Errors never
+    show the target's content.
+    """
+    if not isinstance(base, str) or not base.strip():
+        return f"expected a path to a base recipe, got {_type_name(base)}", None
+    if "\x00" in base:
+        return "the path holds a NUL character", None
+    anywhere = os.environ.get(EXTENDS_ANYWHERE_ENV) == "1"
+    if os.path.isabs(base) and not anywhere:
+        return (f"'{base}' is an absolute path; extends takes a path relative to this file, inside the "
+                f"recipe's folder (set {EXTENDS_ANYWHERE_ENV}=1 to allow any path)"), None
+    if Path(base).suffix.lower() not in (".yaml", ".yml"):
+        return f"'{base}' is not a recipe file (.yaml or .yml)", None
+    base_path = Path(os.path.normpath(path.parent / base))
+    if not anywhere:
+        try:
+            base_path.resolve().relative_to(root)
+        except ValueError:
+            return (f"'{base}' is outside the recipe's folder {_display(root)}; copy the base recipe into it "
+                    f"(or set {EXTENDS_ANYWHERE_ENV}=1 to allow any path)"), None
+    return "", base_path
+
+
+def _read_chain(path: Path, problems: list[str], chain: tuple[Path, ...] = (),
+                root: Path | None = None) -> list[_FileLayer]:
     """The recipe and the recipes it extends, base-most first."""
     real = path.resolve()
+    root = root if root is not None else real.parent
     layer = _read_file(path, problems)
     if layer is None:
         return []
@@ -221,20 +391,21 @@ def _read_chain(path: Path, problems: list[str], chain: tuple[Path, ...] = ()) -
     layers: list[_FileLayer] = []
     if base is not None:
         where = layer.origin(("extends",)).location
-        if not isinstance(base, str) or not base:
-            problems.append(f"{where}  $.extends  expected a path to a base recipe, got {base!r}")
+        problem, base_path = _extends_problem(base, path, root)
+        if base_path is None:
+            problems.append(f"{where}  $.extends  {problem}")
+        elif base_path.resolve() in (*chain, real):
+            cycle = " -> ".join(_display(p) for p in (*chain, real, base_path.resolve()))
+            problems.append(f"{where}  $.extends  extends cycle: {cycle}")
+        elif len(chain) + 1 >= MAX_EXTENDS_DEPTH:
+            problems.append(f"{where}  $.extends  more than {MAX_EXTENDS_DEPTH} recipes extend one another")
+        elif not base_path.is_file():
+            problems.append(f"{where}  $.extends  base recipe '{base}' not found "
+                            f"(looked for {_display(base_path)}; paths are relative to this file)")
         else:
-            base_path = Path(os.path.normpath(path.parent / base))
-            if base_path.resolve() in (*chain, real):
-                cycle = " -> ".join(_display(p) for p in (*chain, real, base_path.resolve()))
-                problems.append(f"{where}  $.extends  extends cycle: {cycle}")
-            elif not base_path.is_file():
-                problems.append(f"{where}  $.extends  base recipe '{base}' not found "
-                                f"(looked for {_display(base_path)}; paths are relative to this file)")
-            else:
-                layers = _read_chain(base_path, problems, (*chain, real))
-                for base_layer in layers:
-                    base_layer.source = EXTENDED_RECIPE
+            layers = _read_chain(base_path, problems, (*chain, real), root)
+            for base_layer in layers:
+                base_layer.source = EXTENDED_RECIPE
     layers.append(layer)
     return layers
 
@@ -274,8 +445,8 @@ def parse_override(text: str) -> Override:
         return Override(path, text=text)
     try:
         value = parse_yaml_value(raw)
-    except yaml.YAMLError as exc:
-        raise RecipeError([f"command line  {json_path(path)}  value {raw!r} is not valid YAML: {exc}"],
+    except RecipeYamlError as exc:
+        raise RecipeError([f"command line  {json_path(path)}  value {raw!r}: {exc}"],
                           what="override") from None
     return Override(path, value, text)
 
@@ -291,6 +462,8 @@ class _Tree:
     def __init__(self) -> None:
         self.values: dict[str, Any] = {}
         self.origins: dict[KeyPath, Origin] = {(): Origin(SCHEMA_DEFAULT)}
+        #: paths holding a mapping or list: only replacing one of these has origins below it to forget
+        self.containers: set[KeyPath] = {()}
 
     def get(self, path: KeyPath) -> Any:
         node: Any = self.values
@@ -322,14 +495,17 @@ class _Tree:
                 if not isinstance(parent.get(key), (dict, list)):
                     parent[key] = {}
                     self.origins[path[: depth + 1]] = origin(path[: depth + 1])
+                    self.containers.add(path[: depth + 1])
                 parent = parent[key]
             else:
                 parent = parent[key]
         if path:
             parent[path[-1]] = value
         self._forget(path)
-        for sub_path in _node_paths(value, path):
+        for sub_path, sub in _node_items(value, path):
             self.origins[sub_path] = origin(sub_path)
+            if isinstance(sub, (dict, list)):
+                self.containers.add(sub_path)
 
     def remove(self, path: KeyPath) -> None:
         parent = self.get(path[:-1])
@@ -337,8 +513,12 @@ class _Tree:
         self._forget(path)
 
     def _forget(self, path: KeyPath) -> None:
+        if path not in self.containers:  # a scalar (or nothing) was here: nothing below it
+            self.origins.pop(path, None)
+            return
         for known in [p for p in self.origins if p[: len(path)] == path]:
             del self.origins[known]
+        self.containers = {p for p in self.containers if p[: len(path)] != path}
 
     def origin(self, path: KeyPath) -> Origin:
         for end in range(len(path), -1, -1):
@@ -356,13 +536,19 @@ class _Tree:
 
 
 def _node_paths(value: Any, path: KeyPath) -> Iterator[KeyPath]:
-    yield path
+    for sub_path, _ in _node_items(value, path):
+        yield sub_path
+
+
+def _node_items(value: Any, path: KeyPath) -> Iterator[tuple[KeyPath, Any]]:
+    """``(path, value)`` of ``value`` and everything inside it."""
+    yield path, value
     if isinstance(value, dict):
         for key, sub in value.items():
-            yield from _node_paths(sub, path + (key,))
+            yield from _node_items(sub, path + (key,))
     elif isinstance(value, list):
         for index, sub in enumerate(value):
-            yield from _node_paths(sub, path + (index,))
+            yield from _node_items(sub, path + (index,))
 
 
 def leaf_paths(value: Any, path: KeyPath = ()) -> Iterator[KeyPath]:
@@ -468,15 +654,22 @@ def _type_name(value: Any) -> str:
     return _JSON_TYPES.get(type(value), type(value).__name__)
 
 
+#: unknown keys per mapping that get a "did you mean"; past that they are only named
+HINTED_UNKNOWN_KEYS = 20
+
+
 def _explain(error: jsonschema.ValidationError, prefix: KeyPath) -> Iterator[tuple[KeyPath, str]]:
     path = prefix + tuple(error.absolute_path)
     kind = error.validator
     if kind == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
-        for key in error.instance:
-            if key not in allowed:
-                hint = did_you_mean(str(key), allowed) or f"; allowed here: {', '.join(allowed)}"
-                yield path + (key,), f"unknown key '{key}'{hint}"
+        unknown = [key for key in error.instance if key not in allowed]
+        for number, key in enumerate(unknown):
+            if number >= HINTED_UNKNOWN_KEYS:  # a file of thousands of keys: name them, skip the hints
+                yield path + (key,), f"unknown key '{key}'"
+                continue
+            hint = did_you_mean(str(key), allowed) or f"; allowed here: {', '.join(allowed)}"
+            yield path + (key,), f"unknown key '{key}'{hint}"
     elif kind == "required":
         missing = [k for k in error.validator_value if k not in error.instance]
         for key in missing:
@@ -508,9 +701,11 @@ def _explain(error: jsonschema.ValidationError, prefix: KeyPath) -> Iterator[tup
 def _schema_problems(schema: dict[str, Any], instance: Any, prefix: KeyPath = ()) -> list[tuple[KeyPath, str]]:
     validator = jsonschema.Draft7Validator(schema)
     found: list[tuple[KeyPath, str]] = []
+    seen: set[tuple[KeyPath, str]] = set()
     for error in validator.iter_errors(instance):
         for item in _explain(error, prefix):
-            if item not in found:
+            if item not in seen:
+                seen.add(item)
                 found.append(item)
     return found
 
@@ -552,6 +747,15 @@ class Recipe:
                 node = node[part]
             node[last] = reference
         return masked
+
+    def values_for_plugins(self) -> dict[str, Any]:
+        """What to hand plugins and callbacks as "the run's recipe": :meth:`masked_values`.
+
+        A tracker that uploads its config must never receive a key read from
+        ``${env:NAME}``; a component that needs the secret gets it as its own
+        parameter, not through the recipe.
+        """
+        return self.masked_values()
 
     def to_yaml(self, header: bool = True) -> str:
         """The resolved recipe as YAML, each value followed by ``# from: <source>``."""
@@ -634,14 +838,16 @@ def load_recipe(
         _apply_override(tree, override, command_line, located)
 
     secrets = _resolve_env(tree, located, shown)
+    _check_finite(tree, located, shown)
     schema = outer_schema()
     _fill_defaults(schema, tree.values, (), tree, Origin(SCHEMA_DEFAULT))
     for where, message in _schema_problems(outer_validation_schema(), tree.values):
         located.append((tree.location(where, shown), where, message))
     _check_components(schema, tree, registry, located, shown)
+    _check_output_dir(tree, located, shown)
 
     if located:
-        raise RecipeError(_sorted_problems(located, shown), what=shown)
+        raise RecipeError(_sorted_problems(_mask_secrets(located, tree, secrets), shown), what=shown)
     values = _ordered(schema, tree.values)
     provenance = {dotted(p): str(tree.origin(p)) for p in leaf_paths(values) if p}
     plugins = {i.name: {"version": i.version, "source": i.source, "status": i.status, "error": i.error or ""}
@@ -692,7 +898,12 @@ def _resolve_env(tree: _Tree, located: list[tuple[str, KeyPath, str]], shown: st
     secrets: dict[str, str] = {}
     for path in list(_node_paths(tree.values, ())):
         value = tree.get(path)
-        if not isinstance(value, str) or not _ENV_REF.search(value):
+        if not isinstance(value, str) or "${env:" not in value:
+            continue
+        if value.count("${env:") != len(_ENV_REF.findall(value)):
+            located.append((tree.location(path, shown), path,
+                            "malformed environment reference; write ${env:NAME} (NAME: letters, digits and _, "
+                            "not starting with a digit)"))
             continue
         missing = [name for name in _ENV_REF.findall(value) if name not in os.environ]
         if missing:
@@ -706,24 +917,94 @@ def _resolve_env(tree: _Tree, located: list[tuple[str, KeyPath, str]], shown: st
     return secrets
 
 
+def _check_finite(tree: _Tree, located: list[tuple[str, KeyPath, str]], shown: str) -> None:
+    """Every number a user wrote is finite: ``.inf`` and ``.nan`` train NaN or fail hours later."""
+    for path in _node_paths(tree.values, ()):
+        value = tree.get(path)
+        if isinstance(value, float) and not math.isfinite(value):
+            written = ".nan" if value != value else (".inf" if value > 0 else "-.inf")
+            located.append((tree.location(path, shown), path, f"must be a finite number, not {written}"))
+
+
+def _check_output_dir(tree: _Tree, located: list[tuple[str, KeyPath, str]], shown: str) -> None:
+    """``output_dir`` names a folder of its own: not empty, not the working folder, not / or home.
+
+    A run writes checkpoints there and deletes old ones; pointed at the
+    current folder it mixes with (and could prune) the user's own files.
+    """
+    value = tree.values.get("output_dir")
+    if not isinstance(value, str):
+        return
+    where = tree.location(("output_dir",), shown)
+    if not value.strip():
+        problem = "is empty"
+    else:
+        target = Path(value).expanduser().resolve()
+        if target == Path.cwd().resolve():
+            problem = f"'{value}' is the current folder"
+        elif target == Path(target.anchor) or target == Path.home().resolve():
+            problem = f"'{value}' is {'the filesystem root' if target == Path(target.anchor) else 'your home folder'}"
+        else:
+            return
+    located.append((where, ("output_dir",), f"{problem}; a run writes (and prunes) checkpoints in its output "
+                    "folder, so name a folder of its own, e.g. output_dir: runs/try1"))
+
+
+def _mask_secrets(located: list[tuple[str, KeyPath, str]], tree: _Tree,
+                  secrets: dict[str, str]) -> list[tuple[str, KeyPath, str]]:
+    """The problems with every value read from ``${env:NAME}`` shown as that reference instead."""
+    if not secrets:
+        return located
+    paths = {tuple(int(p) if p.isdigit() else p for p in key.split(".")): ref for key, ref in secrets.items()}
+    out = []
+    for where, path, message in located:
+        for secret_path, reference in paths.items():
+            n = min(len(path), len(secret_path))
+            if path[:n] != secret_path[:n] or not tree.has(secret_path):
+                continue
+            value = tree.get(secret_path)
+            if isinstance(value, str) and value:
+                message = message.replace(repr(value), reference).replace(value, reference)
+        out.append((where, path, message))
+    return out
+
+
 def _check_components(schema: dict[str, Any], tree: _Tree, registry: Registry,
                       located: list[tuple[str, KeyPath, str]], shown: str) -> None:
-    """Stage two: each selected component's parameters, and names of components."""
+    """Stage two: each selected component's parameters, and names of components.
+
+    The first :data:`HINTED_UNKNOWN_KEYS` unknown names get the registry's
+    "did you mean"; later ones are only named, so a file listing thousands of
+    them is still refused at once.
+    """
+    hinted = 0
     for what, kind, path, value in list(_markers(schema, tree.values)):
         from_default = tree.origin(path).source == SCHEMA_DEFAULT
         if what == "name_of":
             if isinstance(value, str) and value != "auto" and not from_default:
+                base = value.partition("@")[0].strip().lower() if kind == "metric" else value
+                if hinted >= HINTED_UNKNOWN_KEYS and base not in registry.names(kind):
+                    located.append((tree.location(path, shown), path, f"unknown {kind} '{value}'"))
+                    continue
                 try:
                     registry.metric(value) if kind == "metric" else registry.get(kind, value)
                 except BgekitError as exc:
-                    located.append((tree.location(path, shown), path, str(exc)))
+                    hinted += 1
+                    message = str(exc)
+                    if kind == "metric":  # the registry looks names up lowercased; show them as written
+                        written = value.partition("@")[0].strip()
+                        message = message.replace(f"metric '{written.lower()}'", f"metric '{written}'", 1)
+                    located.append((tree.location(path, shown), path, message))
             continue
         if not isinstance(value, dict) or not isinstance(value.get("name"), str):
             continue  # stage one reported the shape
         name_path = path + ("name",)
         if value["name"] not in registry.names(kind):
             if not tree.origin(name_path).source == SCHEMA_DEFAULT:
-                located.append((tree.location(name_path, shown), name_path, registry.unknown_message(kind, value["name"])))
+                hinted += 1
+                message = (registry.unknown_message(kind, value["name"]) if hinted <= HINTED_UNKNOWN_KEYS
+                           else f"unknown {kind} '{value['name']}'")
+                located.append((tree.location(name_path, shown), name_path, message))
             continue
         spec = registry.get(kind, value["name"])
         mismatch = _loss_task_mismatch(spec, tree.values.get("task"), registry)
@@ -762,8 +1043,10 @@ def _sorted_problems(located: list[tuple[str, KeyPath, str]], shown: str) -> lis
         return (location == COMMAND_LINE, file, int(line), json_path(item[1]))
 
     out: list[str] = []
+    seen: set[str] = set()
     for location, path, message in sorted(located, key=key):
         text = f"{location}  {json_path(path)}  {message}"
-        if text not in out:
+        if text not in seen:
+            seen.add(text)
             out.append(text)
     return out

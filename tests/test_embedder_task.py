@@ -144,3 +144,34 @@ def test_callbacks_see_the_run_lifecycle(tmp_path, tiny_model_dir, bgekit_pm):
     # the recipe's callbacks were registered for the run only
     assert not [n for n in bgekit_pm.infos if n.startswith("callback:")]
     assert all(not (name or "").startswith("callback:") for name, _ in bgekit_pm.list_name_plugin())
+
+
+def test_callbacks_get_secret_references_not_their_values(tmp_path, tiny_model_dir, bgekit_pm, monkeypatch):
+    """A tracker that uploads ``run.recipe`` must never receive a value read from ``${env:NAME}``."""
+    import json
+
+    from bgekit.recipe import load_recipe
+    from bgekit.testing import registered_plugin
+
+    secret = "sk-test-4f9a8b7c6d5e"
+    monkeypatch.setenv("BGEKIT_TEST_SECRET", secret)
+    monkeypatch.chdir(tmp_path)
+    write_jsonl(tmp_path / "t.jsonl", ROWS)
+    (tmp_path / "r.yaml").write_text(
+        "task: embedder\noutput_dir: out\n"
+        f"model: {{name_or_path: {tiny_model_dir}, query_max_length: 16, passage_max_length: 16,\n"
+        "        query_instruction: '${env:BGEKIT_TEST_SECRET}'}\n"
+        "data: {train: t.jsonl, group_size: 2}\n"
+        "train: {dtype: fp32, max_steps: 1, batch_size: 4}\n", encoding="utf-8")
+    recipe = load_recipe(tmp_path / "r.yaml", registry=bgekit_pm.registry)
+    assert recipe.values["model"]["query_instruction"] == secret  # the run itself uses the value
+    seen = []
+
+    class Tracker:
+        @bgekit.hookimpl
+        def bgekit_on_run_start(self, run):
+            seen.append(json.dumps(run.recipe))
+
+    with registered_plugin(Tracker(), name="tracker", pm=bgekit_pm):
+        embedder_task.run(recipe, select_backend(bgekit_pm.registry, "cpu"), show_progress=False)
+    assert seen and secret not in seen[0] and "${env:BGEKIT_TEST_SECRET}" in seen[0]

@@ -12,6 +12,18 @@ from bgekit.errors import BgekitError
 ENCODING_HELP = "Text encoding (auto: BOM, UTF-8, UTF-16, GB18030/GBK); e.g. gb18030, utf-16."
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 row``, ``2 rows``: a count with its noun in the right number."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+def line_list(lines: list[int], more: bool) -> str:
+    """``line 4``, ``lines 4, 9, ...``; empty when no line is known."""
+    if not lines:
+        return ""
+    return f"{'line' if len(lines) == 1 and not more else 'lines'} {', '.join(map(str, lines))}{', ...' if more else ''}"
+
+
 def _score_range(value: str | None) -> tuple[float, float] | None:
     if not value:
         return None
@@ -79,12 +91,12 @@ def _print_report(report) -> None:
         for err in report.errors:
             console.print(f"  {escape(str(err))}")
         if report.invalid > len(report.errors):
-            console.print(f"  ... and {report.invalid - len(report.errors)} more (use --json for a file)")
+            console.print(f"  ... and {report.invalid - len(report.errors)} more (use --json for all of them)")
     if report.warnings:
         console.print("[yellow]warnings[/yellow]")
         for w in report.warnings.values():
-            more = ", ..." if w.count > len(w.lines) else ""
-            console.print(f"  {w.count} {escape(w.message)} (lines {', '.join(map(str, w.lines))}{more})")
+            where = line_list(w.lines, w.count > len(w.lines))
+            console.print(f"  {w.count} {escape(w.message)}{f' ({where})' if where else ''}")
 
 
 @data.command()
@@ -105,7 +117,7 @@ def convert(src: str, out: str, fmt: str, to: str, encoding: str, strict: bool) 
     from bgekit.data.conversion import convert as run_convert
 
     report = run_convert(src, out, fmt=fmt, to=to, strict=strict, encoding=encoding)
-    click.echo(f"{src} ({report.format}, {report.encoding}) -> {out}: {report.written} rows written, "
+    click.echo(f"{src} ({report.format}, {report.encoding}) -> {out}: {counted(report.written, 'row')} written, "
                f"{report.rejected} rejected")
     if report.rejected:
         click.echo(f"rejected rows with their reasons: {report.rejected_path}", err=True)
@@ -135,8 +147,8 @@ def split(files: tuple[str, ...], out: str, chunk_size: int, overlap: int, by: s
     from bgekit.data.split import split_files
 
     report = split_files(files, out, chunk_size, overlap, by, tokenizer, encoding)
-    click.echo(f"{report.documents} document(s), {report.chapters} chapter(s) -> {report.passages} passages "
-               f"(sizes in {report.unit}) in {out}")
+    click.echo(f"{counted(report.documents, 'document')}, {counted(report.chapters, 'chapter')} -> "
+               f"{counted(report.passages, 'passage')} (sizes in {report.unit}) in {out}")
 
 
 @data.command()
@@ -162,7 +174,8 @@ def pairs(passages: str, out: str, method: str, queries_per_passage: int, negati
     from bgekit.data.pairs import make_pairs
 
     report = make_pairs(passages, out, method, queries_per_passage, negatives, pool, exclude_window, seed)
-    click.echo(f"{report.passages} passages -> {report.examples} examples ({report.method}) in {out}")
+    click.echo(f"{counted(report.passages, 'passage')} -> {counted(report.examples, 'example')} ({report.method}) "
+               f"in {out}")
     if report.passages_without_query:
         click.echo(f"{report.passages_without_query} passage(s) gave no query "
                    f"(ict needs at least two sentences; title needs a title or chapter)")

@@ -11,6 +11,7 @@ import click
 from bgekit.devices import select_backend
 from bgekit.errors import BgekitError
 from bgekit.plugins import get_registry
+from bgekit.preflight import check_recipe
 from bgekit.recipe import Recipe, load_recipe
 from bgekit.shipped_recipes import find_shipped
 
@@ -73,6 +74,7 @@ def run(recipe: str, overrides: tuple[str, ...], dry_run: bool) -> None:
     from bgekit.tasks import run_task
     from bgekit.train.stop import Stopped
 
+    check_recipe(resolved)  # input files and lengths, in one line each, before anything heavy loads
     try:
         result = run_task(resolved, backend)
     except Stopped as exc:  # SIGTERM/SIGINT: the checkpoint is saved; exit as the signal would (143/130)

@@ -7,14 +7,19 @@ caller asks for are kept in memory.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from bgekit.data.encoding import iter_lines
-from bgekit.data.jsonlines import iter_jsonl_records
+from bgekit.data.jsonlines import iter_jsonl_records, json_type
 from bgekit.data.example import Example, RowError
 from bgekit.errors import BgekitError
+
+
+#: trec_eval stores grades in a C int.
+MAX_GRADE = 2**31 - 1
 
 
 @dataclass
@@ -39,39 +44,108 @@ def iter_qrels(path: str | Path, encoding: str | None = "auto") -> Iterator[Judg
             qid, did, rel = cols
         else:
             yield RowError(str(path), line, f"expected 3 columns (query-id corpus-id score) or 4 (TREC), "
-                           f"got {len(cols)}", raw=text[:200])
+                           f"got {len(cols)}", raw=text)
             continue
         try:
             number = float(rel)
         except ValueError:
             if line == 1 and len(cols) == 3:  # a header such as "query-id corpus-id score"
                 continue
-            yield RowError(str(path), line, f"relevance {rel!r} is not a number", "score", raw=text[:200])
+            yield RowError(str(path), line, f"relevance {rel!r} is not a number", "score", raw=text)
             continue
         if not number.is_integer():
             yield RowError(str(path), line, f"relevance {rel!r} is not a whole number; trec_eval grades "
-                           "are integers", "score", raw=text[:200])
+                           "are integers", "score", raw=text)
+            continue
+        if abs(number) > MAX_GRADE:
+            yield RowError(str(path), line, f"relevance {rel!r} is out of range; trec_eval grades are "
+                           f"integers within -{MAX_GRADE}..{MAX_GRADE}", "score", raw=text)
             continue
         if not qid.strip() or not did.strip():
-            yield RowError(str(path), line, "empty query or document id", raw=text[:200])
+            yield RowError(str(path), line, "empty query or document id", raw=text)
             continue
         yield Judgement(qid.strip(), did.strip(), int(number), line)
 
 
+def record_id(obj: dict, path: str | Path, line: int, what: str) -> str | RowError:
+    """The ``_id`` (or ``id``) of a corpus or queries line as a string.
+
+    The one rule for ids everywhere (``data validate``/``convert``, ``eval``,
+    ``rerank``): a non-empty string or a whole number (``7`` and ``"7"`` are the
+    same id); a list, mapping, boolean, fraction or null is invalid, never
+    stringified.
+    """
+    key = "_id" if "_id" in obj else "id"
+    value = obj.get(key)
+    if isinstance(value, str) and value.strip():
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if value is None:
+        return RowError(str(path), line, f"a {what} line needs an 'id' (or '_id')", "id", raw=_raw(obj))
+    return RowError(str(path), line, f"the {what} id must be a non-empty string or a whole number, got "
+                    f"{json_type(value)} {_short(value)}", key, raw=_raw(obj))
+
+
+class UniqueIds:
+    """Remembers where each id was first seen; a second line with one is an error.
+
+    Keeps 64-bit hashes with their line (a few dozen bytes per id, so a corpus
+    of millions streams in little memory), as the grouping of adjacent rows does.
+    """
+
+    def __init__(self, path: str | Path, what: str) -> None:
+        self.path, self.what = str(path), what
+        self.first_line: dict[int, int] = {}
+
+    def check(self, doc_id: str, line: int) -> RowError | None:
+        earlier = self.first_line.setdefault(hash(doc_id), line)
+        if earlier == line:
+            return None
+        return RowError(self.path, line, f"{self.what} id {doc_id!r} is already used at line {earlier}; "
+                        "ids must be unique (remove or rename one)", "id")
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value, ensure_ascii=True, default=str) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _raw(obj: dict) -> str | None:
+    try:
+        return json.dumps(obj, ensure_ascii=False)
+    except (ValueError, RecursionError):
+        return None
+
+
 def iter_corpus(path: str | Path, encoding: str | None = "auto") -> Iterator[tuple[str, str, str] | RowError]:
-    """``(id, title, text)`` for each document of ``corpus.jsonl`` (``_id`` or ``id``)."""
+    """``(id, title, text)`` for each document of ``corpus.jsonl`` (``_id`` or ``id``).
+
+    A line whose id breaks :func:`record_id`'s rule, or repeats an earlier
+    line's id, is a row error naming both lines.
+    """
+    seen = UniqueIds(path, "document")
     for item in iter_jsonl_records(path, encoding):
         if isinstance(item, RowError):
             yield item
             continue
         line, obj = item
-        doc_id = obj.get("_id", obj.get("id"))
-        text = obj.get("text")
-        if doc_id is None or not isinstance(text, str):
-            yield RowError(str(path), line, "a corpus line needs an 'id' (or '_id') and a string 'text'")
+        doc_id = record_id(obj, path, line, "corpus")
+        if isinstance(doc_id, RowError):
+            yield doc_id
             continue
-        title = obj.get("title") or ""
-        yield str(doc_id), str(title), text
+        text, title = obj.get("text"), obj.get("title")
+        if not isinstance(text, str):
+            yield RowError(str(path), line, "a corpus line needs a string 'text'", "text", raw=_raw(obj))
+            continue
+        if title is not None and not isinstance(title, str):
+            yield RowError(str(path), line, "'title' must be a string", "title", raw=_raw(obj))
+            continue
+        duplicate = seen.check(doc_id, line)
+        if duplicate:
+            yield duplicate
+            continue
+        yield doc_id, title or "", text
 
 
 def load_queries(path: str | Path, encoding: str | None = "auto",
@@ -79,26 +153,37 @@ def load_queries(path: str | Path, encoding: str | None = "auto",
     """``{query_id: text}`` from ``queries.jsonl`` (or a ``qid<TAB>text`` TSV)."""
     wanted = set(only) if only is not None else None
     queries: dict[str, str] = {}
+    seen = UniqueIds(path, "query")
+    for line, qid, text in _query_lines(path, encoding):
+        duplicate = seen.check(qid, line)
+        if duplicate:
+            raise BgekitError(str(duplicate))
+        if wanted is None or qid in wanted:
+            queries[qid] = text
+    return queries
+
+
+def _query_lines(path: str | Path, encoding: str | None) -> Iterator[tuple[int, str, str]]:
+    """``(line, id, text)`` of each query; the first bad line is an error."""
     if Path(path).suffix.lower() in (".tsv", ".txt"):
         for line, text in iter_lines(path, encoding):
             qid, sep, query = text.partition("\t")
-            if not sep:
+            if not sep or not qid.strip():
                 if text.strip():
                     raise BgekitError(f"{path}:{line}: expected 'query-id<TAB>text'")
                 continue
-            if wanted is None or qid in wanted:
-                queries[qid] = query
-        return queries
+            yield line, qid, query
+        return
     for item in iter_jsonl_records(path, encoding):
         if isinstance(item, RowError):
             raise BgekitError(str(item))
         line, obj = item
-        qid = obj.get("_id", obj.get("id"))
-        if qid is None or not isinstance(obj.get("text"), str):
-            raise BgekitError(f"{path}:{line}: a query line needs an 'id' (or '_id') and a string 'text'")
-        if wanted is None or str(qid) in wanted:
-            queries[str(qid)] = obj["text"]
-    return queries
+        qid = record_id(obj, path, line, "query")
+        if isinstance(qid, RowError):
+            raise BgekitError(str(qid))
+        if not isinstance(obj.get("text"), str):
+            raise BgekitError(f"{path}:{line}: a query line needs a string 'text'")
+        yield line, qid, obj["text"]
 
 
 def passage_text(title: str, text: str) -> str:

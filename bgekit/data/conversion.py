@@ -43,6 +43,17 @@ def rejected_path_for(out: str | Path) -> Path:
     return out.with_name(out.name + ".rejected.jsonl")
 
 
+def json_line(obj: Any) -> str | None:
+    """``obj`` as one line of strict UTF-8 JSON, or None when it holds something JSON
+    cannot (NaN, an unpaired surrogate)."""
+    try:
+        text = json.dumps(obj, ensure_ascii=False, allow_nan=False)
+        text.encode("utf-8")
+    except (ValueError, UnicodeEncodeError):
+        return None
+    return text + "\n"
+
+
 def convert(src: str | Path, out: str | Path, registry: Registry | None = None, fmt: str = "auto",
             to: str = "jsonl", strict: bool = False, encoding: str | None = "auto",
             **params) -> ConvertReport:
@@ -56,14 +67,18 @@ def convert(src: str | Path, out: str | Path, registry: Registry | None = None, 
     rejected = rejected_path_for(out)
     with atomic_write(out) as good, atomic_write(rejected) as bad:
         for item in data.rows(**params):
-            if isinstance(item, RowError):
-                if strict:
-                    raise BgekitError(f"{item}  (stopped by --strict; nothing was written)")
-                report.rejected += 1
-                bad.write(json.dumps(item.to_json(), ensure_ascii=False) + "\n")
-                continue
-            good.write(json.dumps(item.to_json(), ensure_ascii=False) + "\n")
-            report.written += 1
+            if not isinstance(item, RowError):
+                line = json_line(item.to_json())
+                if line is not None:
+                    good.write(line)
+                    report.written += 1
+                    continue
+                item = RowError(str(src), item.line or 0, "holds text or numbers that canonical JSONL "
+                                "cannot store (an unpaired surrogate, NaN or infinity)")
+            if strict:
+                raise BgekitError(f"{item}  (stopped by --strict; nothing was written)")
+            report.rejected += 1
+            bad.write(json_line(item.to_json()) or json.dumps(item.to_json(), ensure_ascii=True) + "\n")
     if report.rejected:
         report.rejected_path = str(rejected)
     else:

@@ -7,6 +7,8 @@ never drop a row silently and valid rows still count.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -58,6 +60,12 @@ class RowError:
                 "reason": self.reason, "raw": self.raw}
 
 
+#: Teacher scores are logits or probabilities; beyond this they overflow float32 softmaxes in training.
+MAX_ABS_SCORE = 1e6
+#: Graded relevance; LambdaRank's 2^label gains overflow float32 past 127.
+MAX_LABEL = 100
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 KNOWN_FIELDS = {"query", "pos", "neg", "pos_scores", "neg_scores", "pos_labels", "prompt", "type"}
 
 
@@ -101,30 +109,26 @@ def example_from_mapping(row: Mapping[str, Any], path: str, line: int, *,
         if value is None:
             scores[name] = None
             continue
-        if not isinstance(value, list) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
-        ):
-            return bad("must be a list of numbers", name)
-        if len(value) != len(lists[ref]):
-            return bad(f"has {len(value)} scores for {len(lists[ref])} passages in '{ref}'", name)
-        if any(v != v or v in (float("inf"), float("-inf")) for v in value):
-            return bad("contains NaN or infinity", name)
-        out_of_range = score_range_problem(value, score_range)
+        numbers = _finite_numbers(value, "score", MAX_ABS_SCORE, "teacher scores")
+        if isinstance(numbers, str):
+            return bad(numbers, name)
+        if len(numbers) != len(lists[ref]):
+            return bad(f"has {len(numbers)} scores for {len(lists[ref])} passages in '{ref}'", name)
+        out_of_range = score_range_problem(numbers, score_range)
         if out_of_range:
             return bad(out_of_range, name)
-        scores[name] = [float(v) for v in value]
+        scores[name] = numbers
     labels = row.get("pos_labels")
     if labels is not None:
-        if not isinstance(labels, list) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in labels
-        ):
-            return bad("must be a list of numbers (the graded relevance of each positive)", "pos_labels")
+        labels = _finite_numbers(labels, "label", MAX_LABEL, "labels (2^label gains)")
+        if isinstance(labels, str):
+            return bad(labels.replace("a list of numbers", "a list of numbers (the graded relevance of each "
+                                      "positive)"), "pos_labels")
         if len(labels) != len(lists["pos"]):
             return bad(f"has {len(labels)} labels for {len(lists['pos'])} passages in 'pos'", "pos_labels")
-        if any(not (v > 0 and v != float("inf")) for v in labels):
+        if any(v <= 0 for v in labels):
             return bad("labels of positives must be finite and > 0 (a non-relevant passage goes in 'neg')",
                        "pos_labels")
-        labels = [float(v) for v in labels]
     positives = {p.strip() for p in lists["pos"]}
     for i, neg in enumerate(lists["neg"]):
         if neg.strip() in positives:
@@ -133,9 +137,60 @@ def example_from_mapping(row: Mapping[str, Any], path: str, line: int, *,
         if row.get(name) is not None and not isinstance(row.get(name), str):
             return bad("must be a string", name)
     extra = {k: v for k, v in row.items() if k not in KNOWN_FIELDS}
+    problem = text_problem(row)
+    if problem:
+        return bad(*problem)
     return Example(query=query, pos=lists["pos"], neg=lists["neg"],
                    pos_scores=scores["pos_scores"], neg_scores=scores["neg_scores"], pos_labels=labels,
                    prompt=row.get("prompt"), type=row.get("type"), extra=extra, line=line)
+
+
+def _finite_numbers(value: Any, what: str, limit: float, kind: str) -> list[float] | str:
+    """``value`` as a list of finite floats within +-``limit``, or why it is not one."""
+    if not isinstance(value, list) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+    ):
+        return "must be a list of numbers"
+    out = []
+    for i, v in enumerate(value):
+        try:
+            number = float(v)
+        except OverflowError:
+            digits = int((v.bit_length() - 1) * math.log10(2)) + 1  # str(v) refuses past 4300 digits
+            return f"{what} {i} is an integer too large for a number (about {digits} digits)"
+        if getattr(v, "digits", None):  # jsonlines.TooManyDigits
+            return f"{what} {i} is a number with {v.digits} digits, too long to read"
+        if not math.isfinite(number):
+            return "contains NaN or infinity"
+        if abs(number) > limit:
+            return f"{what} {i} is {number:g}; {kind} must lie within -{limit:g}..{limit:g}"
+        out.append(number)
+    return out
+
+
+def text_problem(row: Mapping[str, Any]) -> tuple[str, str | None] | None:
+    """``(reason, field)`` when a row holds text no UTF-8 file can store (an unpaired
+    surrogate such as ``"\\ud800"``) or a non-finite number in an extra field
+    (not valid JSON), else None. Walks iteratively: the row may be deeply nested."""
+    stack: list[tuple[Any, str | None]] = [(row, None)]
+    while stack:
+        value, top = stack.pop()
+        if isinstance(value, str):
+            found = _SURROGATE.search(value)
+            if found:
+                return (f"holds an unpaired surrogate (\\u{ord(found.group()):04x}), which is not valid "
+                        "Unicode text; fix the escape in the file", top)
+        elif isinstance(value, float) and getattr(value, "digits", None):  # jsonlines.TooManyDigits
+            return f"holds a number with {value.digits} digits, too long to read", top
+        elif isinstance(value, float) and not math.isfinite(value):
+            return "contains NaN or infinity, which JSON cannot hold", top
+        elif isinstance(value, Mapping):
+            for key, sub in value.items():
+                stack.append((key, top))
+                stack.append((sub, top if top is not None else str(key)))
+        elif isinstance(value, list):
+            stack.extend((sub, top) for sub in value)
+    return None
 
 
 def score_range_problem(scores: list[float] | None, score_range: tuple[float, float] | None) -> str | None:

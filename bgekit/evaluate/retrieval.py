@@ -48,14 +48,11 @@ def _corpus(corpus: str | Path | Mapping[str, Any]) -> tuple[list[str], list[str
         items = [(str(k), v if isinstance(v, str) else passage_text(v.get("title") or "", v["text"]))
                  for k, v in corpus.items()]
         return [k for k, _ in items], [t for _, t in items]
-    ids, texts, seen = [], [], set()
-    for item in iter_corpus(corpus):
+    ids, texts = [], []
+    for item in iter_corpus(corpus):  # bad and repeated ids come as row errors, with their lines
         if isinstance(item, RowError):
             raise BgekitError(str(item))
         doc_id, title, text = item
-        if doc_id in seen:
-            raise BgekitError(f"{corpus}: document id '{doc_id}' appears twice; ids must be unique")
-        seen.add(doc_id)
         ids.append(doc_id)
         texts.append(passage_text(title, text))
     return ids, texts

@@ -15,6 +15,13 @@ from bgekit.registry import Registry
 ALWAYS_ON = "jsonl-logger"
 
 
+def recipe_for_plugins(recipe: Any) -> dict[str, Any]:
+    """The recipe values that callbacks see as ``run.recipe``: secrets read from ``${env:NAME}`` stay
+    references (a tracker that uploads its config must never receive the key itself)."""
+    masked = getattr(recipe, "values_for_plugins", None)
+    return masked() if callable(masked) else recipe.values
+
+
 def build_callbacks(entries: Sequence[dict[str, Any]], registry: Registry) -> list[tuple[str, Any]]:
     """``[(name, callback object)]`` for the recipe's ``callbacks`` list, plus the JSONL log."""
     entries = list(entries or [])

@@ -27,7 +27,7 @@ from bgekit.registry import Registry
 from bgekit.train import checkpoint as ckpt
 from bgekit.train.batching import LengthGroupedBatcher
 from bgekit.train.best import BestModel, check_select_best
-from bgekit.train.callbacks import build_callbacks, run_lifecycle
+from bgekit.train.callbacks import build_callbacks, recipe_for_plugins, run_lifecycle
 from bgekit.train.collate import Collator
 from bgekit.train.distributed import setup_process, teardown_process
 from bgekit.train.failures import check_finite_weights
@@ -203,7 +203,8 @@ def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = Non
                             passage_max_length=model.passage_max_length,
                             query_instruction=model.query_instruction,
                             passage_instruction=model.passage_instruction)
-        run_info = RunInfo(recipe=values, output_dir=output_dir, is_main_process=process.is_main,
+        run_info = RunInfo(recipe=recipe_for_plugins(recipe), output_dir=output_dir,
+                           is_main_process=process.is_main,
                            rank=process.rank, world_size=process.world_size, task="embedder")
 
         def restore_model(model_dir: Path) -> None:

@@ -46,7 +46,7 @@ from bgekit.errors import BgekitError
 from bgekit.plugins import get_plugin_manager
 from bgekit.registry import Registry
 from bgekit.train.batching import LengthGroupedBatcher
-from bgekit.train.callbacks import build_callbacks, run_lifecycle
+from bgekit.train.callbacks import build_callbacks, recipe_for_plugins, run_lifecycle
 from bgekit.train.candidates import CandidateRefresher
 from bgekit.train.collate import Collator, TrainBatch
 from bgekit.train.distributed import setup_process, teardown_process
@@ -302,7 +302,8 @@ def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = Non
                      passage_max_length=retriever.passage_max_length, query_instruction=retriever.query_instruction,
                      passage_instruction=retriever.passage_instruction),
             RerankCollator(reranker))
-        run_info = RunInfo(recipe=values, output_dir=output_dir, is_main_process=process.is_main,
+        run_info = RunInfo(recipe=recipe_for_plugins(recipe), output_dir=output_dir,
+                           is_main_process=process.is_main,
                            rank=process.rank, world_size=process.world_size, task="joint")
 
         def restore_model(model_dir: Path) -> None:

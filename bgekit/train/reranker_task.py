@@ -35,7 +35,7 @@ from bgekit.errors import BgekitError
 from bgekit.plugins import get_plugin_manager
 from bgekit.registry import Registry
 from bgekit.train.batching import LengthGroupedBatcher
-from bgekit.train.callbacks import build_callbacks, run_lifecycle
+from bgekit.train.callbacks import build_callbacks, recipe_for_plugins, run_lifecycle
 from bgekit.train.distributed import setup_process, teardown_process
 from bgekit.train.embedder_task import (
     build_losses,
@@ -187,7 +187,8 @@ def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = Non
                                        rank=process.rank, world_size=process.world_size)
         collator = RerankCollator(model, query_instruction=model_values.get("query_instruction") or "",
                                   passage_instruction=model_values.get("passage_instruction") or "")
-        run_info = RunInfo(recipe=values, output_dir=output_dir, is_main_process=process.is_main,
+        run_info = RunInfo(recipe=recipe_for_plugins(recipe), output_dir=output_dir,
+                           is_main_process=process.is_main,
                            rank=process.rank, world_size=process.world_size, task="reranker")
 
         def restore_model(model_dir: Path) -> None:

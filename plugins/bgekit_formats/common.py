@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from bgekit.data.jsonlines import JsonProblem, parse_json
 
 ENCODING_PARAM = {
     "encoding": {"type": "string", "default": "auto",
@@ -22,14 +23,16 @@ def json_objects(lines: list[str]) -> list[dict[str, Any]] | None:
     """The lines parsed as JSON objects, or None when any line is not one."""
     out = []
     for ln in lines:
-        try:
-            obj = json.loads(ln)
-        except ValueError:
-            return None
+        obj = parse_json(ln)
         if not isinstance(obj, dict):
             return None
         out.append(obj)
     return out
+
+
+def parses_as_json(line: str) -> bool:
+    """Whether ``line`` holds one complete JSON value (object, array, string, ...)."""
+    return not isinstance(parse_json(line), JsonProblem)
 
 
 def share(objs: list[dict[str, Any]], *keys: str) -> float:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import ast
 import csv
-import json
 from typing import Any, Iterator
 
 from bgekit.data.encoding import decode_error, resolve_encoding
+from bgekit.data.jsonlines import JsonProblem, parse_json
 from bgekit.data.example import KNOWN_FIELDS, Example, RowError, example_from_mapping
 
 LIST_COLUMNS = ("pos", "neg", "pos_scores", "neg_scores")
@@ -45,13 +45,12 @@ def parse_list_cell(cell: str, column: str) -> Any:
     if not text:
         return None
     if text.startswith("["):
-        try:
-            return json.loads(text)
-        except ValueError:
-            pass
+        value = parse_json(text)
+        if not isinstance(value, JsonProblem):
+            return value
         try:
             return ast.literal_eval(text)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             raise ValueError("looks like a list but is neither a JSON list nor a Python list literal") from None
     if column.endswith("_scores"):
         try:
@@ -81,7 +80,16 @@ class DelimitedReader:
     def _rows(self, path: str, reader) -> Iterator[Example | RowError]:
         header: list[str] | None = None
         start = 1
-        for cells in reader:
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # a NUL byte, a field over the size limit: this record only
+                line, start = start, reader.line_num + 1
+                yield RowError(path, line, f"not a valid {'TSV' if self.delimiter == chr(9) else 'CSV'} "
+                               f"record ({exc})")
+                continue
             line, start = start, reader.line_num + 1
             if not any(c.strip() for c in cells):
                 continue
@@ -94,7 +102,7 @@ class DelimitedReader:
                 continue
             if len(cells) != len(header):
                 yield RowError(path, line, f"has {len(cells)} columns, the header has {len(header)}",
-                               raw=self.delimiter.join(cells)[:200])
+                               raw=self.delimiter.join(cells))
                 continue
             row: dict[str, Any] = {}
             error = None
@@ -103,10 +111,13 @@ class DelimitedReader:
                     try:
                         value = parse_list_cell(cell, name)
                     except ValueError as exc:
-                        error = RowError(path, line, str(exc), name, raw=cell[:200])
+                        error = RowError(path, line, str(exc), name)
                         break
                     if value is not None:
                         row[name] = value
                 elif cell != "" or name == "query":
                     row[name] = cell
-            yield error or example_from_mapping(row, path, line)
+            result = error or example_from_mapping(row, path, line)
+            if isinstance(result, RowError):
+                result.raw = self.delimiter.join(cells)
+            yield result

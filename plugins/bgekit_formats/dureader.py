@@ -8,12 +8,12 @@ and when no document is marked relevant the ``answers`` serve as positives.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Iterator
 
 from bgekit.data.encoding import decode_error, iter_lines, resolve_encoding
 from bgekit.data.example import Example, RowError, example_from_mapping
-from bgekit.data.jsonstream import JsonSyntaxError, iter_json_array
+from bgekit.data.jsonlines import JsonProblem, parse_json
+from bgekit.data.jsonstream import JsonSyntaxError, TooDeep, iter_json_array
 
 from bgekit_formats.common import json_objects, sample_lines, share
 
@@ -75,6 +75,9 @@ class DureaderReader:
                         if isinstance(value, JsonSyntaxError):
                             yield RowError(path, value.line, f"{value}; the rest of the file cannot be read")
                             return
+                        if isinstance(value, TooDeep):
+                            yield RowError(path, line, "not valid JSON here (nested too deeply to read)")
+                            continue
                         yield example_from_question(value, path, line)
                 except UnicodeDecodeError as exc:
                     raise decode_error(path, None, codec, exc) from None
@@ -82,9 +85,8 @@ class DureaderReader:
         for line, text in iter_lines(path, codec):
             if not text.strip():
                 continue
-            try:
-                obj = json.loads(text)
-            except ValueError as exc:
-                yield RowError(path, line, f"not valid JSON ({exc.msg} at column {exc.colno})", raw=text[:200])
+            obj = parse_json(text)
+            if isinstance(obj, JsonProblem):
+                yield RowError(path, line, obj, raw=text)
                 continue
             yield example_from_question(obj, path, line)

@@ -2,37 +2,35 @@
 
 from __future__ import annotations
 
-import json
 from typing import Iterator
 
 from bgekit.data.encoding import iter_lines
 from bgekit.data.example import Example, RowError, example_from_mapping
+from bgekit.data.jsonlines import JsonProblem, parse_json
 
 from bgekit_formats.common import json_objects, sample_lines, share
 
 
 def detect_jsonl(sample) -> float:
-    """Confident when the first lines are JSON objects with 'query' and 'pos'."""
+    """Confident when the first lines are JSON objects with 'query' and 'pos'.
+
+    A file whose first line is something else (``["x"]``, a broken row) is
+    still JSONL when its other lines are objects with a 'query': its bad lines
+    are then rejected one by one instead of the file being read as one array.
+    """
     if sample.is_dir:
         return 0.0
     lines = sample_lines(sample)
-    if not lines or not lines[0].lstrip().startswith("{"):
+    if not lines:
         return 0.0
     objs = json_objects(lines)
     if objs is None:
         # some broken lines among good ones still read as JSONL
-        objs = json_objects([ln for ln in lines if _parses(ln)]) or []
+        objs = json_objects([ln for ln in lines if isinstance(parse_json(ln), dict)]) or []
         return 0.6 * share(objs, "query")
     if share(objs, "query", "pos") > 0:
         return 0.95
     return 0.3 * share(objs, "query")
-
-
-def _parses(line: str) -> bool:
-    try:
-        return isinstance(json.loads(line), dict)
-    except ValueError:
-        return False
 
 
 class JsonlReader:
@@ -45,10 +43,11 @@ class JsonlReader:
         for lineno, line in iter_lines(path, self.encoding):
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except ValueError as exc:
-                yield RowError(path, lineno, f"not valid JSON ({exc.msg} at column {exc.colno})",
-                               raw=line[:200])
+            row = parse_json(line)
+            if isinstance(row, JsonProblem):
+                yield RowError(path, lineno, row, raw=line)
                 continue
-            yield example_from_mapping(row, path, lineno)
+            example = example_from_mapping(row, path, lineno)
+            if isinstance(example, RowError):
+                example.raw = line
+            yield example

@@ -24,7 +24,7 @@ from bgekit.errors import BgekitError
 def _is_int(text: str) -> bool:
     try:
         int(float(text))
-    except ValueError:
+    except (ValueError, OverflowError):
         return False
     return True
 
@@ -111,7 +111,7 @@ class MsMarcoReader:
                     raise BgekitError(f"{path}:{line}: expected 5 tab-separated columns (query_id query "
                                       f"doc_id document relevance) or 3 (query positive negative), got {width}")
             if len(cols) != width:
-                yield RowError(path, line, f"has {len(cols)} columns, expected {width}", raw=text[:200])
+                yield RowError(path, line, f"has {len(cols)} columns, expected {width}", raw=text)
                 continue
             if width == 5:
                 qid, query, _, passage, rel = cols

@@ -8,7 +8,6 @@ the query has one, become ``pos_scores``/``neg_scores``.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -16,6 +15,7 @@ from typing import Any, Iterator
 from bgekit.data.encoding import iter_lines
 from bgekit.data.example import Example, RowError, example_from_mapping
 from bgekit.data.grouping import adjacent_groups
+from bgekit.data.jsonlines import JsonProblem, parse_json
 
 from bgekit_formats.common import json_objects, sample_lines, share
 
@@ -45,10 +45,12 @@ def _label(value: Any) -> int | None:
         return int(value)
     if isinstance(value, str):
         value = value.strip()
-        if not value.isdigit():
+        if not value.isascii() or not value.isdigit() or len(value) > 9:
             return None
         return int(value)
-    if isinstance(value, (int, float)) and value == int(value) and value >= 0:
+    if isinstance(value, int) and 0 <= value < 10**9:
+        return value
+    if isinstance(value, float) and value.is_integer() and 0 <= value < 1e9:
         return int(value)
     return None
 
@@ -77,7 +79,7 @@ def _pair(row: dict, path: str, line: int) -> Pair | RowError:
     else:
         try:
             score = float(score)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return RowError(path, line, f"score {score!r} is not a number", "score")
         if not math.isfinite(score):
             return RowError(path, line, "score is NaN or infinite", "score")
@@ -94,13 +96,12 @@ class PairsReader:
             if not text.strip():
                 continue
             if text.lstrip().startswith("{"):
-                try:
-                    row = json.loads(text)
-                except ValueError as exc:
-                    yield RowError(path, line, f"not valid JSON ({exc.msg} at column {exc.colno})", raw=text[:200])
+                row = parse_json(text)
+                if isinstance(row, JsonProblem):
+                    yield RowError(path, line, row, raw=text)
                     continue
                 if not isinstance(row, dict):
-                    yield RowError(path, line, "expected a JSON object")
+                    yield RowError(path, line, "expected a JSON object", raw=text)
                     continue
             else:
                 cols = text.split("\t")
@@ -109,12 +110,16 @@ class PairsReader:
                     continue
                 if len(cols) not in (3, 4):
                     yield RowError(path, line, f"expected 3 or 4 tab-separated columns "
-                                   f"(query passage label [score]), got {len(cols)}", raw=text[:200])
+                                   f"(query passage label [score]), got {len(cols)}", raw=text)
                     continue
                 row = dict(zip(HEADER, cols))
             first = False
             pair = _pair(row, path, line)
-            yield pair if isinstance(pair, RowError) else (line, pair.query, pair)
+            if isinstance(pair, RowError):
+                pair.raw = text
+                yield pair
+            else:
+                yield line, pair.query, pair
 
     def read(self, path: str) -> Iterator[Example | RowError]:
         for group in adjacent_groups(self._pairs(path), path):

@@ -46,7 +46,8 @@ def one_step(model_dir: Path, groups: list, chunk_size: int, cross_device: bool,
     batch = Collator(model.tokenizer, query_max_length=16, passage_max_length=40)(groups)
     wrapped = wrap(model) if wrap is not None else model
     engine = GradCache(chunk_size, EmbedderChunks([loss], cross_device=cross_device))
-    value, _ = engine.micro_step(wrapped, batch, step=1)
+    no_sync = wrapped.no_sync if wrap is not None else None  # DDP all-reduces in the last chunk's backward only
+    value, _ = engine.micro_step(wrapped, batch, step=1, no_sync=no_sync, sync=True)
     grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
     return value, grads
 

@@ -232,3 +232,34 @@ def test_chunked_reranker_step_replays_dropout_and_accumulates(reranker_dir, bge
 def test_chunk_size_must_not_be_negative():
     with pytest.raises(Exception, match="chunk_size"):
         GradCache(-1, RerankerChunks([]))
+
+
+def test_composes_with_gradient_checkpointing_and_dropout(encoder_dir, bgekit_pm):
+    model = embedder(encoder_dir, dropout=0.1)
+    model.gradient_checkpointing_enable()
+    task = EmbedderChunks(losses(bgekit_pm.registry, M3_SELF_DISTILL))
+    batch = embedder_batch(model)
+    other = copy.deepcopy(model)
+    torch.manual_seed(5)
+    graph_through_chunks(model, task, batch, 1, chunk_size=4)
+    torch.manual_seed(5)
+    cached_step(other, task, batch, step=1, chunk_size=4)
+    assert_same_gradients(gradients(other), gradients(model))
+
+
+def test_runs_under_bf16_autocast(encoder_dir, bgekit_pm):
+    """The first pass, the loss and the second pass all run under the autocast context it is given."""
+    model = embedder(encoder_dir, dropout=0.0)
+    task = EmbedderChunks(losses(bgekit_pm.registry, M3_SELF_DISTILL))
+    batch = embedder_batch(model)
+    other = copy.deepcopy(model)
+
+    def autocast():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+
+    with autocast():
+        reps = model(features=task.chunks(batch, 4)[0])
+    assert reps["sparse"].weights.dtype == torch.bfloat16  # so the context really changes the computation
+    GradCache(0, task, autocast=autocast).micro_step(model, batch, 1)
+    GradCache(4, task, autocast=autocast).micro_step(other, batch, 1)
+    assert_same_gradients(gradients(other), gradients(model), rel=2e-2)  # bf16 rounding, chunked vs whole

@@ -177,10 +177,12 @@ def cached_step(wrapped: torch.nn.Module, task: ChunkedTask, batch: Any, step: i
     flat = [t for ts in leaves for t in ts if t.requires_grad]
     grads = iter(torch.autograd.grad(loss, flat, allow_unused=True))
     cached = [[next(grads) if t.requires_grad else None for t in ts] for ts in leaves]
-    del reps, leaf_reps, leaves, loss
+    value = total.detach().float()
+    del reps, leaf_reps, leaves, loss, total, grads  # the loss graph holds the leaves: free them before pass 2
 
     # pass 2: each chunk again with a graph and the same dropout masks, back-propagating its cached gradients
-    for index, (chunk, state, chunk_grads) in enumerate(zip(chunks, states, cached)):
+    for index, (chunk, state) in enumerate(zip(chunks, states)):
+        chunk_grads, cached[index] = cached[index], None
         with _sync_context(no_sync, sync and index == len(chunks) - 1):
             with state.replay():
                 with autocast():
@@ -190,7 +192,7 @@ def cached_step(wrapped: torch.nn.Module, task: ChunkedTask, batch: Any, step: i
                 torch.autograd.backward([t for t, _ in pairs], [g for _, g in pairs])
             elif index == len(chunks) - 1:  # nothing reached the loss; keep DDP's reducer in step
                 torch.autograd.backward(sum(t.sum() * 0.0 for t in task.tensors(model, rep)))
-    return total.detach().float(), parts
+    return value, parts
 
 
 def plain_step(wrapped: torch.nn.Module, task: ChunkedTask, batch: Any, step: int, *,

@@ -263,3 +263,14 @@ def test_runs_under_bf16_autocast(encoder_dir, bgekit_pm):
     GradCache(0, task, autocast=autocast).micro_step(model, batch, 1)
     GradCache(4, task, autocast=autocast).micro_step(other, batch, 1)
     assert_same_gradients(gradients(other), gradients(model), rel=2e-2)  # bf16 rounding, chunked vs whole
+
+
+def test_the_embedding_table_gradient_is_written_once_per_micro_batch(encoder_dir, bgekit_pm):
+    """A dense (vocabulary x hidden) gradient per chunk is what made small chunks slow; one per step is enough."""
+    model = embedder(encoder_dir, dropout=0.0)
+    task = EmbedderChunks(losses(bgekit_pm.registry, M3_SELF_DISTILL))
+    batch = embedder_batch(model)
+    writes = []
+    model.encoder.get_input_embeddings().weight.register_hook(lambda grad: writes.append(grad.shape))
+    cached_step(model, task, batch, step=1, chunk_size=4)
+    assert len(task.chunks(batch, 4)) > 2 and len(writes) == 1

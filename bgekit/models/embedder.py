@@ -22,7 +22,6 @@ import torch
 from bgekit.data.atomic import atomic_write
 from bgekit.errors import BgekitError
 from bgekit.models import flag_layout, pooling_config
-from bgekit.models.distributed import gather_across_ranks
 from bgekit.models.head import Head, TokenBatch
 
 logger = logging.getLogger(__name__)
@@ -219,23 +218,44 @@ class Embedder(torch.nn.Module):
         batch = TokenBatch(input_ids=input_ids, attention_mask=attention_mask, lexical_mask=lexical)
         return {name: self.heads[name].represent(hidden, batch) for name in names}
 
-    def forward(self, queries: dict[str, torch.Tensor], passages: dict[str, torch.Tensor],
-                cross_device: bool = False) -> dict[str, torch.Tensor]:
+    def forward(self, queries: dict[str, torch.Tensor] | None = None,
+                passages: dict[str, torch.Tensor] | None = None, cross_device: bool = False, *,
+                features: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
         """Head name -> (Q, P) raw scores of every query against every passage.
 
-        With ``cross_device`` the passages of heads whose representations
-        have a fixed shape (dense) are gathered from all ranks, so their P
-        covers every rank's passages, this rank's at offset ``rank * local P``;
-        the other heads (sparse, colbert) score local passages only, as
-        FlagEmbedding's unified fine-tuning does.
+        ``forward(features=batch)`` instead returns head name -> that head's
+        representation of one tokenized batch (:meth:`represent`): GradCache
+        (:mod:`bgekit.train.gradcache`) forwards its chunks this way, so they
+        go through a DDP wrapper's ``__call__`` and its gradient hooks, then
+        scores them with :meth:`score_representations`.
         """
-        q_reps = self.represent(queries)
-        p_reps = self.represent(passages)
+        if features is not None:
+            return self.represent(features)
+        if queries is None or passages is None:
+            raise TypeError("Embedder.forward takes queries and passages, or features=")
+        return self.score_representations(self.represent(queries), self.represent(passages), cross_device)
+
+    def concat_representations(self, chunks: list[dict[str, Any]]) -> dict[str, Any]:
+        """Head name -> one representation of a batch's chunks (each head's :meth:`Head.concat`)."""
+        return {name: self.heads[name].concat([chunk[name] for chunk in chunks]) for name in chunks[0]}
+
+    def score_representations(self, q_reps: dict[str, Any], p_reps: dict[str, Any],
+                              cross_device: bool = False) -> dict[str, torch.Tensor]:
+        """Head name -> (Q, P) raw scores of the queries' against the passages' representations.
+
+        With ``cross_device`` every gatherable head (dense, sparse, colbert)
+        scores this rank's queries against every rank's passages, this
+        rank's at column offset ``rank * local P``; gradients flow back to
+        the rank each passage came from (:mod:`bgekit.models.distributed`).
+        A head that is not gatherable scores local passages only.
+        """
         scores: dict[str, torch.Tensor] = {}
         for name, head in self.heads.items():
+            if name not in q_reps or name not in p_reps:
+                continue
             p_rep = p_reps[name]
             if cross_device and head.gatherable:
-                p_rep = gather_across_ranks(p_rep)
+                p_rep = head.gather(p_rep)
             scores[name] = head.score(q_reps[name], p_rep)
         return scores
 

@@ -5,12 +5,20 @@ representation (a vector, lexical weights, token vectors), scores queries
 against passages with it, and exports it for ``bgekit encode``. The
 :class:`~bgekit.models.embedder.Embedder` only talks to heads through this
 class, so a third-party head slots in by registering a ``HeadSpec``.
+
+Training in chunks (GradCache, :mod:`bgekit.train.gradcache`) and sharing
+passages across data-parallel ranks need three more things from a head:
+:meth:`Head.concat` (chunks back into one batch), :meth:`Head.tensors` /
+:meth:`Head.with_tensors` (the differentiable tensors inside a
+representation) and :meth:`Head.gather` (every rank's batch). The defaults
+fit a representation that is one plain tensor; heads with richer
+representations (sparse, colbert) override them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
 import torch
 
@@ -29,8 +37,38 @@ class TokenBatch:
     lexical_mask: torch.Tensor  # (B, L) bool
 
 
+def pad_to(tensor: torch.Tensor, shape: Sequence[int], value: float | int | bool = 0) -> torch.Tensor:
+    """``tensor`` padded with ``value`` at the end of every dimension to ``shape``."""
+    if tuple(tensor.shape) == tuple(shape):
+        return tensor
+    widths: list[int] = []
+    for have, want in reversed(list(zip(tensor.shape, shape))):
+        widths += [0, want - have]
+    if tensor.dtype == torch.bool:
+        return torch.nn.functional.pad(tensor.to(torch.uint8), widths, value=int(value)).bool()
+    return torch.nn.functional.pad(tensor, widths, value=value)
+
+
+def pad_and_cat(tensors: Sequence[torch.Tensor], value: float | int | bool = 0) -> torch.Tensor:
+    """Concatenate along dim 0 after padding every other dim at its end to the largest size.
+
+    A part's slice of the result is ``result[rows][: part.shape[1], ...]`` (see :func:`part_of`).
+    """
+    if len(tensors) == 1:
+        return tensors[0]
+    widest = [max(t.shape[d] for t in tensors) for d in range(1, tensors[0].dim())]
+    return torch.cat([pad_to(t, [t.shape[0], *widest], value) for t in tensors], dim=0)
+
+
+def part_of(full: torch.Tensor, start: int, like: torch.Tensor) -> torch.Tensor:
+    """The rows ``start:start + len(like)`` of ``full``, cut at the end of every dim to ``like``'s shape:
+    the inverse of :func:`pad_and_cat` for one of its parts."""
+    index = (slice(start, start + like.shape[0]),) + tuple(slice(0, n) for n in like.shape[1:])
+    return full[index]
+
+
 class Head(torch.nn.Module):
-    """Base class for heads; subclasses fill in the three methods below.
+    """Base class for heads; subclasses fill in ``represent``, ``score`` and ``export``.
 
     ``weights_file`` names the FlagEmbedding-layout file that holds this
     head's parameters beside the encoder (``sparse_linear.pt``), or ``None``
@@ -39,8 +77,9 @@ class Head(torch.nn.Module):
     """
 
     weights_file: ClassVar[str | None] = None
-    #: Whether the representation has a fixed shape per item, so passages
-    #: can be gathered across data-parallel ranks for extra negatives.
+    #: Whether :meth:`gather` works for this head's representation, so passages can be
+    #: shared across data-parallel ranks as extra negatives (cross-device negatives).
+    #: A head that says False scores this rank's passages only.
     gatherable: ClassVar[bool] = False
 
     @property
@@ -62,3 +101,42 @@ class Head(torch.nn.Module):
     def collate(self, items: list[Any]) -> Any:
         """All items of an ``encode`` call, in input order, as the caller gets them."""
         return items
+
+    # -- chunking and sharing (GradCache, cross-device negatives) -----------
+    def tensors(self, rep: Any) -> list[torch.Tensor]:
+        """The floating-point tensors of ``rep`` that gradients flow through, in a fixed order."""
+        if isinstance(rep, torch.Tensor):
+            return [rep]
+        raise NotImplementedError(f"head {type(self).__name__} does not list its representation's tensors; "
+                                  "override Head.tensors/with_tensors/concat to train it in chunks")
+
+    def with_tensors(self, rep: Any, tensors: Sequence[torch.Tensor]) -> Any:
+        """``rep`` with its :meth:`tensors` replaced by ``tensors`` (same order and shapes)."""
+        if isinstance(rep, torch.Tensor):
+            return tensors[0]
+        raise NotImplementedError(f"head {type(self).__name__} cannot rebuild its representation; "
+                                  "override Head.with_tensors")
+
+    def concat(self, reps: Sequence[Any]) -> Any:
+        """One representation of the chunks ``reps`` of a batch, in order.
+
+        Every tensor is concatenated along dim 0 and padded at the end of
+        its other dims to the longest chunk (:func:`pad_and_cat`), so a
+        chunk's part of a concatenated tensor is :func:`part_of` it.
+        """
+        if all(isinstance(r, torch.Tensor) for r in reps):
+            return pad_and_cat(list(reps))
+        raise NotImplementedError(f"head {type(self).__name__} cannot concatenate chunks of its "
+                                  "representation; override Head.concat")
+
+    def gather(self, rep: Any) -> Any:
+        """Every data-parallel rank's ``rep`` concatenated in rank order, gradients flowing back to each rank.
+
+        Only called when :attr:`gatherable` is True; the default gathers a plain tensor.
+        """
+        from bgekit.models.distributed import gather_padded
+
+        if isinstance(rep, torch.Tensor):
+            return gather_padded(rep)
+        raise NotImplementedError(f"head {type(self).__name__} cannot gather its representation across "
+                                  "ranks; override Head.gather or set gatherable = False")

@@ -15,10 +15,15 @@ tokens that no query contains cannot contribute and are dropped.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
-from bgekit.models.head import Head, TokenBatch
+from bgekit.models.distributed import gather_padded
+from bgekit.models.head import Head, TokenBatch, pad_and_cat
+
+#: The token id padding gets when batches are joined: no real token has it, and its weight is 0.
+NO_TOKEN = -1
 
 
 @dataclass
@@ -52,6 +57,7 @@ class SparseHead(Head):
     """``relu(Linear(h, 1))`` per token; weights stored in ``sparse_linear.pt``."""
 
     weights_file = "sparse_linear.pt"
+    gatherable = True
 
     def __init__(self, hidden_size: int) -> None:
         super().__init__()
@@ -68,6 +74,22 @@ class SparseHead(Head):
 
     def score(self, queries: LexicalWeights, passages: LexicalWeights) -> torch.Tensor:
         return lexical_scores(queries, passages)
+
+    def tensors(self, rep: LexicalWeights) -> list[torch.Tensor]:
+        return [rep.weights]
+
+    def with_tensors(self, rep: LexicalWeights, tensors: Sequence[torch.Tensor]) -> LexicalWeights:
+        return LexicalWeights(input_ids=rep.input_ids, weights=tensors[0])
+
+    def concat(self, reps: Sequence[LexicalWeights]) -> LexicalWeights:
+        """Ids and weights of the chunks, padded to the longest with weight 0 at id ``NO_TOKEN``."""
+        return LexicalWeights(input_ids=pad_and_cat([r.input_ids for r in reps], NO_TOKEN),
+                              weights=pad_and_cat([r.weights for r in reps], 0.0))
+
+    def gather(self, rep: LexicalWeights) -> LexicalWeights:
+        """Every rank's (ids, weights), in this compact per-token form, padded to the longest rank."""
+        return LexicalWeights(input_ids=gather_padded(rep.input_ids, NO_TOKEN),
+                              weights=gather_padded(rep.weights, 0.0))
 
     def export(self, rep: LexicalWeights) -> list[dict[str, float]]:
         """Per text: token id (as a string) -> max weight, only weights > 0."""

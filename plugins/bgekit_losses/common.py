@@ -2,9 +2,11 @@
 
 Score matrices come from :meth:`bgekit.models.Embedder.forward`: row i is
 query i, and query i's group (its positive first, then its hard negatives)
-starts at column ``targets[i]``. With cross-device negatives a head's
-matrix is wider than ``Q * group_size`` and this rank's block starts at
-column ``targets[0]``; heads that are not gathered stay local.
+starts at column ``targets[i]``. With cross-device negatives a gathered
+head's matrix holds every rank's passages (wider than ``Q * group_size``)
+and this rank's block starts at column ``targets[0]``; a head that is not
+gatherable stays local. Every loss is a mean over this rank's query rows,
+so the mean over ranks (what the trainer logs) is the one-process loss.
 """
 
 from __future__ import annotations

@@ -12,8 +12,11 @@ divided by the temperature:
 ``k`` (``sparse_loss_scale``, 0.1) damps the sparse terms: lexical scores
 are on a larger scale than cosine similarities. L is InfoNCE over the batch,
 or with teacher scores and ``kd_loss_type`` set, FlagEmbedding's teacher
-variant of it. Dense negatives may come from all ranks; sparse, colbert and
-the ensemble use this rank's passages only, as in FlagEmbedding.
+variant of it. With cross-device negatives every head scores this rank's
+queries against all ranks' passages, so every term (the ensemble and
+self-distillation included) sees the global batch as one process would;
+a head that stayed local (``gatherable = False``) confines the ensemble and
+distillation to this rank's passages, as FlagEmbedding does for all but dense.
 """
 
 from __future__ import annotations
@@ -76,11 +79,14 @@ class M3UnifiedLoss:
             teacher = teacher.to(scores["dense"])
 
         dense_all = scores["dense"] / tau  # may include other ranks' passages
-        dense, local_targets = local_block(dense_all, targets, group_size)
         sparse = scores["sparse"] / tau
         colbert = scores["colbert"] / tau
-        if sparse.size(1) != dense.size(1) or colbert.size(1) != dense.size(1):
-            raise ValueError("m3-unified: sparse and colbert scores must cover this rank's passages only")
+        if sparse.size(1) == dense_all.size(1) == colbert.size(1):  # one process, or every head gathered
+            dense, local_targets = dense_all, aligned_targets(dense_all, targets, group_size)
+        else:  # a head scored local passages only: the ensemble and distillation stay on this rank's block
+            dense, local_targets = local_block(dense_all, targets, group_size)
+            sparse, _ = local_block(sparse, targets, group_size)
+            colbert, _ = local_block(colbert, targets, group_size)
         ensemble = (self.weights["dense"] * dense + self.weights["sparse"] * sparse
                     + self.weights["colbert"] * colbert)
 

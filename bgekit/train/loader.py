@@ -1,0 +1,112 @@
+"""Training batches through a ``torch.utils.data.DataLoader``: tokenising off the training thread.
+
+The length-grouped batcher (:mod:`bgekit.train.batching`) stays the one
+place that decides which examples go together: for each epoch its batch list
+becomes the loader's batch sampler, a group is drawn for every example of a
+batch (``GroupSampler.sample``) and the collator tokenises them — in worker
+processes when ``num_workers > 0``, so the next batches are ready while the
+model trains on this one, and into pinned memory when the batch goes to a GPU.
+
+Resuming stays exact because nothing in the workers decides anything: a
+group is a pure function of ``(seed, epoch, example index)``, the batch list
+a pure function of ``(seed, epoch)``, and ``SamplerState`` is advanced here,
+in the training process, only when a batch is handed to the trainer (not when
+a worker prefetches it). Each epoch gets a fresh loader, so a sampler whose
+negatives were re-mined (``miner.refresh_every``) is seen by the workers from
+the next epoch on, as the inline stream sees it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from bgekit.train.batching import LengthGroupedBatcher, SamplerState
+
+
+class _EpochGroups(Dataset):
+    """Example index -> its training group for one epoch (what the collator takes a list of)."""
+
+    def __init__(self, sampler: Any, epoch: int) -> None:
+        self.sampler = sampler
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.sampler.sample(index, self.epoch)
+
+
+class _FixedBatches(Sampler[list[int]]):
+    """A precomputed list of batches (example indices), served in order."""
+
+    def __init__(self, batches: Sequence[list[int]]) -> None:
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches)
+
+
+def pin_batch(batch: Any) -> Any:
+    """``batch`` with its tensors in pinned memory (a batch type may define ``pin_memory()``)."""
+    pin = getattr(batch, "pin_memory", None)
+    return pin() if callable(pin) else batch
+
+
+class BatchLoader:
+    """Collated micro-batches from ``state`` on, for ever, advancing ``state`` as they are served.
+
+    ``num_workers=0`` collates inline (no extra process); ``pin_memory``
+    pins each batch so its copy to the GPU can overlap compute.
+    """
+
+    def __init__(self, batcher: LengthGroupedBatcher, sampler: Any, collator: Callable[[list[Any]], Any], *,
+                 num_workers: int = 0, pin_memory: bool = False, prefetch_factor: int = 2) -> None:
+        if num_workers < 0:
+            raise ValueError(f"num_workers must be 0 or more, not {num_workers}")
+        self.batcher = batcher
+        self.sampler = sampler
+        self.collator = collator
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.prefetch_factor = prefetch_factor
+
+    def _epoch_loader(self, epoch: int, batches: Sequence[list[int]]) -> Iterator[Any]:
+        if self.num_workers == 0:
+            for indices in batches:
+                batch = self.collator([self.sampler.sample(i, epoch) for i in indices])
+                yield pin_batch(batch) if self.pin_memory else batch
+            return
+        loader = DataLoader(_EpochGroups(self.sampler, epoch), batch_sampler=_FixedBatches(batches),
+                            collate_fn=self.collator, num_workers=self.num_workers,
+                            prefetch_factor=self.prefetch_factor, pin_memory=self.pin_memory)
+        yield from loader  # pinned by the loader's own thread through the batch's pin_memory()
+
+    def stream(self, state: SamplerState) -> Iterator[Any]:
+        """Batches from ``state`` on; ``state.position`` counts the batches handed out in ``state.epoch``."""
+        while True:
+            batches = self.batcher.epoch_batches(state.epoch)
+            if not batches:
+                raise ValueError("no training batches: the dataset is empty")
+            for batch in self._epoch_loader(state.epoch, batches[state.position:]):
+                state.position += 1
+                yield batch
+            state.epoch += 1
+            state.position = 0
+
+
+def default_num_workers(device: torch.device) -> int:
+    """Workers when the recipe leaves ``data.num_workers`` unset: an accelerator waits on the CPU without
+    them; on a CPU the workers would take cores from the model, so one is enough to overlap tokenising."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if device.type == "cpu":
+        return 1 if cores > 1 else 0
+    return max(1, min(4, cores // 2))

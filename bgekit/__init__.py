@@ -2,6 +2,7 @@
 
 from bgekit.errors import BgekitError
 from bgekit.hookspecs import hookimpl
+from bgekit.losses import LossOutput
 from bgekit.registry import (
     AugmenterSpec,
     CallbackSpec,
@@ -24,6 +25,7 @@ __all__ = [
     "DeviceSpec",
     "FormatSpec",
     "HeadSpec",
+    "LossOutput",
     "LossSpec",
     "MetricSpec",
     "MinerSpec",

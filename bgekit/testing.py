@@ -6,6 +6,7 @@
 - :func:`protocol_problems` / :func:`assert_satisfies`: does a component
   have every method of its :mod:`bgekit.api` Protocol, taking the arguments
   bgekit passes by name?
+- :func:`judge`: a small run judged against qrels, to test metrics on.
 - :func:`tiny_encoder`: write a tiny randomly initialised encoder and a
   tokenizer trained in-process (on text that includes Chinese) to a
   directory, loadable with ``from_pretrained`` exactly like a hub model.
@@ -80,6 +81,14 @@ def protocol_problems(component: Any, protocol: type) -> list[str]:
         if not hasattr(component, name):
             problems.append(f"has no attribute {name}")
     return problems
+
+
+def judge(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]) -> Any:
+    """A :class:`bgekit.api.Judged` of a small run (``{qid: {docid: score}}``) against qrels
+    (``{qid: {docid: grade}}``), ranked as trec_eval ranks: what a metric's ``per_query`` gets."""
+    from bgekit.evaluate.judged import judge_run
+
+    return judge_run(run, qrels)
 
 
 def assert_satisfies(component: Any, protocol: type) -> None:

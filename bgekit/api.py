@@ -171,8 +171,9 @@ class HeadProtocol(Protocol):
       representation of the B texts, in any form ``score`` and ``export`` understand (a (B, D)
       tensor, a list of dicts, a padded tensor plus mask, ...).
     - ``score(queries, passages)``: two representations -> (Q, P) float tensor of raw
-      similarities, higher is more relevant; used by the losses (as ``scores[name]``), by
-      evaluation and by the dense miner.
+      similarities, higher is more relevant; the trainer hands it to the losses as
+      ``scores[name]``. (Evaluation, search and the dense miner still know only the built-in
+      dense/sparse/colbert heads; routing them through this interface is issue 14's next part.)
     - ``export(rep)``: one plain item per text (numpy array, ``{token: weight}`` dict, ...) for
       ``bgekit encode`` and the embedding caches; ``collate(items)`` joins those items, in input
       order, into what ``encode`` hands its caller (e.g. a (N, D) float32 array).
@@ -352,10 +353,13 @@ class CallbackProtocol(Protocol):
     are marked ``@hookimpl``. Implement any subset; the trainer registers the object for the
     length of the run and every registered plugin's hooks are called.
 
-    ``run`` has ``recipe`` (the resolved recipe dict), ``output_dir`` (a ``Path``) and
-    ``is_main_process`` (write files only when True). ``step``: the optimiser steps done so far. ``metrics`` of ``bgekit_on_step_end``: ``loss`` and each
-    loss part, ``learning_rate``, throughput, as floats; of ``bgekit_on_evaluate_end``: metric
-    names (``ndcg@10``) -> floats. ``path``: the checkpoint folder, already complete. ``status``:
+    ``run`` has ``recipe`` (the resolved recipe dict), ``output_dir`` (a ``Path``),
+    ``is_main_process`` (write files only when True), ``rank``, ``world_size``, ``task`` and
+    ``resume_step`` (where training starts, set before the first step; a resumed run logs the
+    steps after it again). ``step``: the optimiser steps done so far. ``metrics`` of
+    ``bgekit_on_step_end``: ``loss`` and each loss part, ``learning_rate``, throughput, as
+    floats; of ``bgekit_on_evaluate_end``: metric names (``ndcg@10``) -> floats. ``path``: the
+    checkpoint folder, already complete. ``status``:
     ``"ok"`` or ``"error"``. A callback that raises stops the run.
     """
 

@@ -1,17 +1,21 @@
-"""bgekit: fine-tune BGE-M3 embedders and BGE rerankers from one YAML recipe."""
+"""bgekit: fine-tune BGE-M3 embedders and BGE rerankers from one YAML recipe.
 
-from bgekit.errors import BgekitError
-from bgekit.hookspecs import hookimpl
-from bgekit.registry import (
+The names plugins use are re-exported here from :mod:`bgekit.api`, the public plugin API.
+"""
+
+from bgekit.api import (
     AugmenterSpec,
+    BgekitError,
     CallbackSpec,
     ComponentSpec,
     DeviceSpec,
     FormatSpec,
     HeadSpec,
+    LossOutput,
     LossSpec,
     MetricSpec,
     MinerSpec,
+    hookimpl,
 )
 
 __version__ = "0.1.0"
@@ -24,6 +28,7 @@ __all__ = [
     "DeviceSpec",
     "FormatSpec",
     "HeadSpec",
+    "LossOutput",
     "LossSpec",
     "MetricSpec",
     "MinerSpec",

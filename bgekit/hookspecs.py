@@ -6,6 +6,13 @@ spec records (see :mod:`bgekit.registry`); the core flattens them and refuses
 two plugins that claim one name. Lifecycle hooks are called on every
 registered plugin, including the callback objects a recipe selects, which the
 trainer registers for the length of a run.
+
+Versions: :data:`HOOKSPEC_VERSION` is raised when a hook is added or its
+arguments change; :data:`HOOK_SINCE` says in which version each hook
+appeared. A hook that is to go away is marked
+``@hookspec(warn_on_impl=DeprecationWarning(...))`` for one version first, so
+its implementers get a warning at registration (none is deprecated now).
+The public API that plugins import is :mod:`bgekit.api`.
 """
 
 from __future__ import annotations
@@ -18,6 +25,9 @@ PROJECT_NAME = "bgekit"
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+#: the version of this set of hooks (see the module docstring)
+HOOKSPEC_VERSION = 1
 
 
 # --------------------------------------------------------------------------
@@ -79,8 +89,17 @@ def bgekit_miners() -> Iterable["MinerSpec"]:  # noqa: F821
 
         @bgekit.hookimpl
         def bgekit_miners():
-            yield MinerSpec(name="random", summary="uniform from the pool",
-                            factory=RandomMiner)
+            yield MinerSpec(name="shuffle", summary="uniform from the pool",
+                            factory=make_shuffle,
+                            params_schema=miner_params_schema({}))
+
+        def make_shuffle(context=None, **params):   # context: a MiningContext
+            settings, own = MiningSettings.split(params)   # range, num_negatives, ...
+            return ShuffleRetriever(settings, **own)       # a bgekit.api.Retriever
+
+    The factory gets the recipe's ``miner`` values (schema defaults filled in,
+    without ``name``) and ``context=MiningContext(...)``; see
+    :class:`bgekit.api.MinerFactory`.
     """
 
 
@@ -229,3 +248,22 @@ def bgekit_on_run_end(run: Any, status: str) -> None:
         def bgekit_on_run_end(run, status):
             print("done:", status)
     """
+
+
+#: the hookspec version in which each hook first appeared
+HOOK_SINCE: dict[str, int] = {
+    "bgekit_data_formats": 1,
+    "bgekit_heads": 1,
+    "bgekit_losses": 1,
+    "bgekit_miners": 1,
+    "bgekit_metrics": 1,
+    "bgekit_device_backends": 1,
+    "bgekit_callbacks": 1,
+    "bgekit_augmenters": 1,
+    "bgekit_generate_queries": 1,
+    "bgekit_on_run_start": 1,
+    "bgekit_on_step_end": 1,
+    "bgekit_on_evaluate_end": 1,
+    "bgekit_on_checkpoint": 1,
+    "bgekit_on_run_end": 1,
+}

@@ -274,7 +274,7 @@ def _score_step(values: dict[str, Any], backend: Any, source: str, output_dir: P
 
 
 def _train_step(recipe: Any, backend: Any, data: list[str], output_dir: Path) -> Step:
-    from bgekit.tasks import runner_for
+    from bgekit.task_runners import runner_for
 
     values = recipe.values
     runner = runner_for(values["task"])

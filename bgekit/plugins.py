@@ -13,6 +13,7 @@ Environment:
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 from dataclasses import dataclass, field
@@ -22,7 +23,8 @@ from typing import Any
 import pluggy
 
 from bgekit import hookspecs
-from bgekit.registry import KINDS, ComponentSpec, Registry
+from bgekit.errors import BgekitError
+from bgekit.registry import KINDS, ComponentSpec, Registry, did_you_mean
 
 ENTRY_POINT_GROUP = "bgekit"
 BUILTIN_DISTRIBUTION = "bgekit"
@@ -80,6 +82,9 @@ class PluginManager(pluggy.PluginManager):
             try:
                 plugin = ep.load()
                 self.register(plugin, name=ep.name)
+            except HookNameError as exc:  # registered nothing; its message says what to rename
+                self.infos[ep.name] = PluginInfo(ep.name, version, source, status="error", error=str(exc))
+                continue
             except Exception as exc:  # a broken plugin must not break bgekit
                 self.infos[ep.name] = PluginInfo(
                     ep.name, version, source, status="error", error=f"{type(exc).__name__}: {exc}"
@@ -88,6 +93,9 @@ class PluginManager(pluggy.PluginManager):
             self.infos[ep.name] = PluginInfo(ep.name, version, source)
 
     def register(self, plugin: Any, name: str | None = None) -> str | None:
+        """Register ``plugin`` after :func:`check_hook_names`; a misspelled hook raises
+        :class:`HookNameError` and nothing of the plugin is registered."""
+        check_hook_names(plugin, name or self.get_canonical_name(plugin), set(self._hookspec_names()))
         registered = super().register(plugin, name=name)
         self._registry = None
         if registered and registered not in self.infos:
@@ -103,6 +111,9 @@ class PluginManager(pluggy.PluginManager):
             if pname == key or self.get_plugin(pname) is None:
                 self.infos.pop(pname, None)
         return removed
+
+    def _hookspec_names(self) -> list[str]:
+        return [n for n, caller in vars(self.hook).items() if getattr(caller, "spec", None) is not None]
 
     # -- registry --------------------------------------------------------
     @property
@@ -149,6 +160,36 @@ class PluginManager(pluggy.PluginManager):
     def plugin_infos(self) -> list[PluginInfo]:
         self.registry  # fill in provides/hooks
         return sorted(self.infos.values(), key=lambda i: (i.source != "built-in", i.name))
+
+
+class HookNameError(BgekitError):
+    """A plugin has a ``bgekit_*`` function that no hook is called, or a hook function left unmarked."""
+
+
+def check_hook_names(plugin: Any, name: str, hook_names: set[str]) -> None:
+    """Strict registration: every ``bgekit_*`` routine of ``plugin`` must be a hook and marked.
+
+    pluggy would register ``bgekit_loss`` (no such hook) as a hook nobody calls, and
+    ignore ``bgekit_losses`` without ``@bgekit.hookimpl``; both would do nothing,
+    silently. This says which function, in which plugin, and the hook meant.
+    """
+    problems = []
+    for attribute in sorted(dir(plugin)):
+        if not attribute.startswith("bgekit_"):
+            continue
+        value = inspect.getattr_static(plugin, attribute, None)
+        if isinstance(value, (staticmethod, classmethod)):
+            value = value.__func__
+        if not inspect.isroutine(value):
+            continue  # e.g. a module bgekit_heads imported into the plugin's namespace
+        marked = getattr(value, f"{hookspecs.PROJECT_NAME}_impl", None) is not None
+        if attribute not in hook_names:
+            if marked or did_you_mean(attribute, hook_names):
+                problems.append(f"'{attribute}' is not a bgekit hook{did_you_mean(attribute, hook_names)}")
+        elif not marked:
+            problems.append(f"'{attribute}' is not marked @bgekit.hookimpl, so bgekit would never call it")
+    if problems:
+        raise HookNameError(f"plugin '{name}': {'; '.join(problems)} (hooks: bgekit/hookspecs.py)")
 
 
 def _env_list(var: str) -> set[str] | None:

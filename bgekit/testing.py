@@ -3,6 +3,10 @@
 - :func:`fresh_plugin_manager`: a context manager that swaps in a newly
   loaded plugin manager and puts the old one back afterwards.
 - :func:`registered_plugin`: register a plugin object for a block, then undo it.
+- :func:`protocol_problems` / :func:`assert_satisfies`: does a component
+  have every method of its :mod:`bgekit.api` Protocol, taking the arguments
+  bgekit passes by name?
+- :func:`judge`: a small run judged against qrels, to test metrics on.
 - :func:`tiny_encoder`: write a tiny randomly initialised encoder and a
   tokenizer trained in-process (on text that includes Chinese) to a
   directory, loadable with ``from_pretrained`` exactly like a hub model.
@@ -34,6 +38,63 @@ TRAINING_TEXT = [
     "What is the capital of China? Which river is the longest?",
     "Dense, sparse and multi-vector retrieval with BGE-M3 embeddings.",
 ] * 4
+
+
+def protocol_problems(component: Any, protocol: type) -> list[str]:
+    """What ``component`` lacks to satisfy ``protocol`` (a :mod:`bgekit.api` Protocol); empty when it does.
+
+    Stricter than ``isinstance`` on a runtime-checkable Protocol: every method
+    (``__call__`` included) must exist and accept each of the Protocol's
+    parameters under its name (or through ``*args``/``**kwargs``), because bgekit
+    passes several of them by keyword.
+    """
+    import inspect
+
+    problems = []
+    for name, expected in vars(protocol).items():
+        if name.startswith("_") and name != "__call__":
+            continue
+        if isinstance(expected, property) or not callable(expected):
+            continue
+        if name == "__call__" and not callable(component):
+            problems.append("is not callable")
+            continue
+        actual = getattr(component, name, None)
+        if actual is None or not callable(actual):
+            problems.append(f"has no method {name}()")
+            continue
+        try:
+            accepted = inspect.signature(actual).parameters
+        except (TypeError, ValueError):
+            continue  # a builtin without a signature: nothing to check
+        takes_any = {p.kind for p in accepted.values()} >= {inspect.Parameter.VAR_KEYWORD}
+        takes_rest = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in accepted.values())
+        params = list(inspect.signature(expected).parameters.values())[1:]
+        by_name = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        missing = [p for p in by_name if p not in accepted and not takes_any and not takes_rest]
+        positional = [p for p in accepted.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if not takes_rest and len(positional) < len([p for p in params if p.kind is p.POSITIONAL_ONLY]):
+            missing.append("its positional arguments")
+        if missing:
+            problems.append(f"{name}() does not take {', '.join(missing)}")
+    for name in getattr(protocol, "__annotations__", {}):
+        if not hasattr(component, name):
+            problems.append(f"has no attribute {name}")
+    return problems
+
+
+def judge(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]) -> Any:
+    """A :class:`bgekit.api.Judged` of a small run (``{qid: {docid: score}}``) against qrels
+    (``{qid: {docid: grade}}``), ranked as trec_eval ranks: what a metric's ``per_query`` gets."""
+    from bgekit.evaluate.judged import judge_run
+
+    return judge_run(run, qrels)
+
+
+def assert_satisfies(component: Any, protocol: type) -> None:
+    """Fail with every problem :func:`protocol_problems` finds."""
+    problems = protocol_problems(component, protocol)
+    assert not problems, f"{type(component).__name__} does not satisfy {protocol.__name__}: {'; '.join(problems)}"
 
 
 def fresh_plugin_manager(load_entry_points: bool = True) -> contextlib.AbstractContextManager[PluginManager]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from bgekit.plugin_templates import KIND_NAMES
 from bgekit.plugins import PluginInfo, get_plugin_manager
 from bgekit.registry import KINDS
 
@@ -64,3 +66,36 @@ def _table(infos: list[PluginInfo], kind: str | None) -> Table:
             status.append(f"\n{info.error}", style="red")
         table.add_row(Text(info.name), Text(info.version or "-"), status, Text(info.source), Text(provides or "-"))
     return table
+
+
+@plugins.command("new")
+@click.argument("name")
+@click.option("--kind", required=True, type=click.Choice(KIND_NAMES),
+              help="what the plugin provides")
+@click.option("--output", "output_dir", type=click.Path(file_okay=False),
+              help="folder to write the package into (default: ./NAME); must not exist or be empty")
+def new_plugin(name: str, kind: str, output_dir: str | None) -> None:
+    """Write an installable plugin package: pyproject.toml with the bgekit entry point, the
+    module (using only bgekit.api) and a passing test (using bgekit.testing).
+
+    \b
+    Example:
+      bgekit plugins new my-loss --kind loss
+      pip install -e './my-loss[test]' && pytest my-loss/tests
+    """
+    from bgekit.data.atomic import atomic_write
+    from bgekit.errors import BgekitError
+    from bgekit.plugin_templates import render
+
+    files = render(name, kind)
+    target = Path(output_dir or name)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise BgekitError(f"{target} already exists and is not empty; choose another --output or remove it")
+    for relative, text in files.items():
+        path = target / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path) as handle:
+            handle.write(text)
+    click.echo(f"wrote {kind} plugin '{name}' to {target}/ ({', '.join(sorted(files))})")
+    where = str(target) if target.is_absolute() else f"./{target}"
+    click.echo(f"next: pip install -e '{where}[test]' && pytest {where}/tests")

@@ -20,7 +20,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from bgekit.errors import BgekitError
-from bgekit.evaluate.trec import Qrels
+from bgekit.evaluate.trec import Qrels, trec_order  # trec_order re-exported: it lives with the run format
 
 #: trec_eval's default: grades >= 1 are relevant.
 RELEVANCE_LEVEL = 1
@@ -72,11 +72,6 @@ def _evaluated(run_qids: Sequence[str], qrels: Qrels, complete: bool) -> list[st
     if not qids:
         raise BgekitError("the run and the qrels share no query id; check that both use the same ids")
     return qids
-
-
-def trec_order(docs: Mapping[str, float]) -> list[tuple[str, float]]:
-    """One query's ``(docid, score)`` pairs in trec_eval's order: score, then document id, descending."""
-    return sorted(docs.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
 
 
 def judge_run(run: Mapping[str, Mapping[str, float]], qrels: Qrels, *, complete: bool = False,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -95,10 +95,13 @@ def format_run_lines(
             yield f"{qid} Q0 {doc_ids[idx]} {rank} {score:.9g} {tag}\n"
 
 
+def trec_order(docs: Mapping[str, float]) -> list[tuple[str, float]]:
+    """One query's ``(docid, score)`` pairs in trec_eval's order: score, then document id, descending."""
+    return sorted(docs.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
+
+
 def format_dict_run_lines(run: Run, tag: str) -> Iterable[str]:
     """TREC run lines for a dict run, each query ranked as trec_eval ranks it."""
-    from bgekit.evaluate.judged import trec_order
-
     for qid, docs in run.items():
         for rank, (docid, score) in enumerate(trec_order(docs), start=1):
             yield f"{qid} Q0 {docid} {rank} {score:.9g} {tag}\n"

@@ -11,20 +11,11 @@ so the mean over ranks (what the trainer logs) is the one-process loss.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 import torch.nn.functional as F
 
+from bgekit.api import LossOutput  # noqa: F401  (re-exported: older plugins import it from here)
 from bgekit.errors import BgekitError
-
-
-@dataclass
-class LossOutput:
-    """A scalar to back-propagate and named float parts for logging."""
-
-    loss: torch.Tensor
-    parts: dict[str, float] = field(default_factory=dict)
 
 
 def require_heads(loss_name: str, scores: dict[str, torch.Tensor], heads: list[str]) -> None:

@@ -100,8 +100,9 @@ def flag_side(job: dict) -> dict:
 # --------------------------------------------------------------------------
 # bgekit side
 # --------------------------------------------------------------------------
-def ensure_venv(venv: Path) -> Path:
-    """The venv's python, creating the venv and installing FlagEmbedding when needed."""
+def ensure_venv(venv: Path, find_links: str | None = None) -> Path:
+    """The venv's python, creating the venv and installing FlagEmbedding when needed
+    (from the wheels in ``find_links`` only, when given: a machine without network)."""
     python = venv / "bin" / "python"
     probe = [str(python), "-c", "import FlagEmbedding"]
     if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
@@ -109,8 +110,9 @@ def ensure_venv(venv: Path) -> Path:
     print(f"creating {venv} with {TORCH_PIN} {' '.join(FLAG_REQUIREMENTS)} (one-off, a few minutes)",
           file=sys.stderr)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", TORCH_PIN], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", *FLAG_REQUIREMENTS], check=True)
+    offline = ["--no-index", "--find-links", find_links] if find_links else []
+    subprocess.run([str(python), "-m", "pip", "install", "-q", *offline, TORCH_PIN], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", *offline, *FLAG_REQUIREMENTS], check=True)
     return python
 
 

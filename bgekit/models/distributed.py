@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from bgekit.models.head import pad_to
+from bgekit.models.padding import pad_to
 
 
 def world_size() -> int:

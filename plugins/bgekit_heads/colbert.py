@@ -15,7 +15,8 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 
 from bgekit.models.distributed import gather_padded
-from bgekit.models.head import Head, TokenBatch, pad_and_cat
+from bgekit.models.head import Head, TokenBatch
+from bgekit.models.padding import pad_and_cat
 
 
 @dataclass

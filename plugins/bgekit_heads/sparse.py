@@ -20,7 +20,8 @@ from typing import Sequence
 import torch
 
 from bgekit.models.distributed import gather_padded
-from bgekit.models.head import Head, TokenBatch, pad_and_cat
+from bgekit.models.head import Head, TokenBatch
+from bgekit.models.padding import pad_and_cat
 
 #: The token id padding gets when batches are joined: no real token has it, and its weight is 0.
 NO_TOKEN = -1

@@ -171,9 +171,9 @@ def outer_schema() -> dict[str, Any]:
                     "max_examples": _int(None, "read at most this many examples (for quick tries)", 1),
                     "num_workers": {"anyOf": [{"type": "integer", "minimum": 0}, {"const": "auto"}],
                                     "default": "auto",
-                                    "description": "DataLoader processes that tokenise the next batches while the "
-                                                   "model trains (0: on the training thread); auto: 1 on a CPU, "
-                                                   "up to 4 on an accelerator"},
+                                    "description": "a number of DataLoader worker processes tokenising the next "
+                                                   "batches while the model trains (0: on the training thread) "
+                                                   "or auto (1 on a CPU, up to 4 on an accelerator)"},
                 },
             ),
             "loss": {

@@ -65,6 +65,16 @@ class _FixedBatches(Sampler[list[int]]):
         return iter(self.batches)
 
 
+def _ignore_stop_signals(worker_id: int) -> None:
+    """In a worker: leave Ctrl-C and SIGTERM to the training process. A terminal (or SLURM) signals the whole
+    process group; a worker killed by it mid-batch would make the trainer fail instead of stopping cleanly at
+    the step boundary (:mod:`bgekit.train.stop`). The workers end with the training process's loader."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def pin_batch(batch: Any) -> Any:
     """``batch`` with its tensors in pinned memory (a batch type may define ``pin_memory()``)."""
     pin = getattr(batch, "pin_memory", None)
@@ -108,7 +118,8 @@ class BatchLoader:
         # global random stream (the model's dropout) at each epoch start, and at a different point when resuming
         loader = DataLoader(groups, batch_sampler=_FixedBatches(batches), collate_fn=collate,
                             num_workers=self.num_workers, prefetch_factor=self.prefetch_factor,
-                            pin_memory=self.pin_memory, generator=torch.Generator().manual_seed(epoch))
+                            pin_memory=self.pin_memory, generator=torch.Generator().manual_seed(epoch),
+                            worker_init_fn=_ignore_stop_signals)
         yield from loader  # pinned by the loader's own thread through the batch's pin_memory()
 
     def stream(self, state: SamplerState) -> Iterator[Any]:

@@ -32,8 +32,9 @@ queries and of passages, the recipe's embedder losses on every head's
 scores) and :class:`RerankerChunks` (chunks of (query, passage) pairs, their
 logits cached, the reranker losses on the full (Q, G) groups).
 
-The trainer's micro-step is meant to become (``train.chunk_size`` 0 runs
-the plain, unchunked step through the same call)::
+The trainer (``Trainer._micro_step``) calls :func:`cached_step` when
+``train.chunk_size`` is set; outside it, the same engine is driven as
+(``chunk_size`` 0 runs the plain, unchunked step through the same call)::
 
     engine = GradCache(config.chunk_size, EmbedderChunks(losses, config.negatives_cross_device),
                        autocast=self._autocast)          # RerankerChunks(losses) for the reranker

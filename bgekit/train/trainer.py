@@ -8,7 +8,15 @@ one scheduler step. Nothing else happens in between, except at logging,
 checkpoint and evaluation steps (where ``best`` keeps the best model, see
 :mod:`bgekit.train.best`) and negative refreshes (:mod:`bgekit.train.refresh`).
 
-Faults (:mod:`bgekit.train.failures`, :mod:`bgekit.train.stop`): a step whose
+With ``train.chunk_size`` each micro-batch runs through GradCache
+(:mod:`bgekit.train.gradcache`): forwarded in chunks, with the whole batch's
+gradients. Batches come from :class:`~bgekit.train.loader.BatchLoader`
+(``data.num_workers`` processes tokenise ahead of the model).
+
+Faults (:mod:`bgekit.train.failures`, :mod:`bgekit.train.stop`,
+:mod:`bgekit.train.oom`): a step that runs out of accelerator memory is run
+again from the same random state with the chunk halved (kept from then on),
+and counts as a failed batch when even one text per chunk does not fit; a step whose
 loss or gradient norm is not finite is skipped (no optimizer or scheduler
 step), counted and logged to ``errors.jsonl``; after SIGTERM/SIGINT the loop
 saves a checkpoint at the next step boundary and stops. A resumed run whose
@@ -196,7 +204,8 @@ class Trainer:
         if config.chunk_size > 0 and chunked is None:
             raise BgekitError(f"train.chunk_size is not supported by the {run.task} task; set train.chunk_size=0")
         if config.chunk_size < 0:
-            raise BgekitError(f"train.chunk_size must be 0 (off) or a positive number of texts, not {config.chunk_size}")
+            raise BgekitError(f"train.chunk_size must be 0 (off) or a positive number of texts, "
+                              f"not {config.chunk_size}")
         #: texts per forward chunk now: the recipe's, halved for the rest of the run after running out of memory
         self.chunk_size = config.chunk_size
         self.num_workers = default_num_workers(process.device) if num_workers == "auto" else int(num_workers)

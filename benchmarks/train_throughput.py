@@ -10,10 +10,14 @@ optional gradient checkpointing. Inputs are random token ids at the full
 query/passage lengths (worst case: no padding), so tokens/s counts real
 tokens; ``--from-text`` instead tokenises and collates generated texts of
 about those lengths inside the timed window (the whole input path, inline,
-with a small tokenizer trained in-process).
+with a small tokenizer trained in-process); ``--num-workers N`` with it feeds
+those texts through the trainer's :class:`~bgekit.train.loader.BatchLoader`
+(``data.num_workers``: the length-grouped batcher as the DataLoader's batch
+sampler, N worker processes, pinned memory on CUDA) instead.
 
     python benchmarks/train_throughput.py --shape tiny --batch 4 --group 4 --query-len 32 --passage-len 128
     python benchmarks/train_throughput.py --shape xlmr-small --heads m3 --chunk-size 8 --sweep 4,8,16,32,64
+    python benchmarks/train_throughput.py --shape tiny --from-text --num-workers 1     # vs. without --num-workers
     python benchmarks/train_throughput.py --shape large --heads m3 --group 8 --query-len 64 --passage-len 512 \
         --dtype bf16 --chunk-size 32 --sweep 16,32,64,128,256                 # an H100/H200
 
@@ -81,7 +85,8 @@ class TextBatches:
     """The whole input path from text: generated queries and passages of about the requested token
     lengths, tokenised and collated by bgekit's own :class:`~bgekit.train.collate.Collator` per step."""
 
-    def __init__(self, batch: int, group: int, query_len: int, passage_len: int, seed: int = 0) -> None:
+    def __init__(self, batch: int, group: int, query_len: int, passage_len: int, seed: int = 0,
+                 batches: int = 4, num_workers: int | None = None) -> None:
         import random
 
         from transformers import AutoTokenizer
@@ -100,13 +105,38 @@ class TextBatches:
             return " ".join(rng.choice(words) for _ in range(tokens))
 
         self.groups = [[TrainGroup(query=text(query_len), passages=[text(passage_len) for _ in range(group)])
-                        for _ in range(batch)] for _ in range(4)]
+                        for _ in range(batch)] for _ in range(batches)]
         self.calls = 0
+        self.stream = None
+        if num_workers is not None:  # the trainer's input path: batch sampler, workers, pinning
+            from bgekit.train.batching import LengthGroupedBatcher, SamplerState
+            from bgekit.train.loader import BatchLoader
+
+            examples = [g for groups in self.groups for g in groups]
+            sampler = _FixedGroups(examples)
+            batcher = LengthGroupedBatcher([len(g.query) for g in examples], batch, seed=seed)
+            self.stream = BatchLoader(batcher, sampler, self.collator, num_workers=num_workers,
+                                      pin_memory=torch.cuda.is_available()).stream(SamplerState())
 
     def next(self, device: torch.device):
+        if self.stream is not None:
+            return next(self.stream).to(device)
         groups = self.groups[self.calls % len(self.groups)]
         self.calls += 1
         return self.collator(groups).to(device)
+
+
+class _FixedGroups:
+    """The generated groups as a sampler (``sample(index, epoch)``), as BatchLoader draws them."""
+
+    def __init__(self, groups: list) -> None:
+        self.groups = groups
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def sample(self, index: int, epoch: int = 0):
+        return self.groups[index]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -124,6 +154,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="GradCache: texts per forward chunk (train.chunk_size); 0 = off")
     parser.add_argument("--from-text", action="store_true",
                         help="time the whole input path: tokenise and collate texts every step")
+    parser.add_argument("--num-workers", type=int, default=None,
+                        help="with --from-text: feed batches through the trainer's BatchLoader with N worker "
+                             "processes (0: BatchLoader on the training thread); absent: inline collating")
     parser.add_argument("--sweep", default=None,
                         help="comma-separated batch sizes, each in a fresh process, up to the first out-of-memory")
     parser.add_argument("--device", default="auto", help="bgekit device backend: auto, cpu, cuda, ascend")
@@ -132,6 +165,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.chunk_size < 0:
         parser.error("--chunk-size must be 0 (off) or positive")
+    if args.num_workers is not None and (args.num_workers < 0 or not args.from_text):
+        parser.error("--num-workers takes 0 or more, and only with --from-text")
     return args
 
 
@@ -165,7 +200,8 @@ def run_one(args: argparse.Namespace) -> dict:
 
     engine = GradCache(args.chunk_size, EmbedderChunks([loss]), autocast=autocast)
     vocab = SHAPES[args.shape]["vocab_size"]
-    texts = TextBatches(args.batch, args.group, args.query_len, args.passage_len) if args.from_text else None
+    texts = TextBatches(args.batch, args.group, args.query_len, args.passage_len, batches=max(4, warmup + steps),
+                        num_workers=args.num_workers) if args.from_text else None
     fixed = TrainBatch(random_batch(args.batch, args.query_len, vocab, device),
                        random_batch(args.batch * args.group, args.passage_len, vocab, device), None, args.group)
     tokens = 0
@@ -213,7 +249,8 @@ def run_one(args: argparse.Namespace) -> dict:
         "dtype": dtype,
         "gradient_checkpointing": args.gradient_checkpointing,
         "chunk_size": args.chunk_size,
-        "input": "text (tokenise + collate inline)" if args.from_text else "random token ids",
+        "input": ("random token ids" if not args.from_text else "text (tokenise + collate inline)"
+                  if args.num_workers is None else f"text through BatchLoader, {args.num_workers} worker(s)"),
         "steps_timed": steps,
         "seconds_per_step": round(seconds / steps, 4),
         "ms_per_passage": round(1000 * seconds / n_passages, 3),

@@ -169,6 +169,11 @@ def outer_schema() -> dict[str, Any]:
                     "shuffle": _bool(True, "shuffle examples every epoch"),
                     "length_grouping": _bool(True, "batch examples of similar length to cut padding"),
                     "max_examples": _int(None, "read at most this many examples (for quick tries)", 1),
+                    "num_workers": {"anyOf": [{"type": "integer", "minimum": 0}, {"const": "auto"}],
+                                    "default": "auto",
+                                    "description": "a number of DataLoader worker processes tokenising the next "
+                                                   "batches while the model trains (0: on the training thread) "
+                                                   "or auto (1 on a CPU, up to 4 on an accelerator)"},
                 },
             ),
             "loss": {

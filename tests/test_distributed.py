@@ -49,7 +49,10 @@ def bgekit_run(launcher: list[str], recipe: Path, *overrides: str) -> subprocess
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch has no torch.distributed")
-def test_two_processes_under_torchrun_train_like_one_accumulating_their_batches(tmp_path):
+@pytest.mark.parametrize("chunked", [[], ["train.chunk_size=2"]], ids=["whole", "gradcache-chunks-of-2"])
+def test_two_processes_under_torchrun_train_like_one_accumulating_their_batches(tmp_path, chunked):
+    """Chunked, each rank's micro-batch (2 queries, 6 passages) runs as 4 chunks whose gradients are
+    all-reduced only in the last one's backward: the update must still be the single process's."""
     model = tiny_encoder(tmp_path / "model", seed=2)
     config = json.loads((model / "config.json").read_text())
     config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # no per-process randomness
@@ -60,7 +63,7 @@ def test_two_processes_under_torchrun_train_like_one_accumulating_their_batches(
     bgekit_run([sys.executable], recipe, f"output_dir={single}", "train.gradient_accumulation_steps=2")
     ddp = tmp_path / "ddp"
     done = bgekit_run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
-                      recipe, f"output_dir={ddp}")
+                      recipe, f"output_dir={ddp}", *chunked)
 
     assert done.stdout.count('"task": "embedder"') == 1  # only the main process prints the summary
     logged = [json.loads(line) for line in (ddp / "metrics.jsonl").read_text().splitlines()]

@@ -100,3 +100,21 @@ def test_worker_errors_reach_the_training_process():
 
     with pytest.raises(RuntimeError, match="collate failed on purpose"):
         next(BatchLoader(batcher, sampler, broken, num_workers=1).stream(SamplerState()))
+
+
+def _signal_dispositions(groups):
+    import signal
+
+    return [signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)]
+
+
+def test_workers_leave_ctrl_c_and_sigterm_to_the_training_process():
+    """A terminal's Ctrl-C (SLURM's SIGTERM) reaches the whole process group: a worker must not die of it
+    mid-batch, or the trainer fails where it should save a checkpoint at the step boundary and stop."""
+    import signal
+
+    batcher = LengthGroupedBatcher([len(e.query) for e in _examples()], 4, seed=0)
+    loader = BatchLoader(batcher, GroupSampler(_examples(), group_size=2, seed=0), _signal_dispositions,
+                         num_workers=1)
+    assert next(loader.stream(SamplerState())) == [signal.SIG_IGN, signal.SIG_IGN]
+    assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # the training process still hears them

@@ -124,7 +124,9 @@ def test_graded_pairs_reach_the_loss_as_graded_labels(tmp_path, reranker, bgekit
         return batch
 
     monkeypatch.setattr(reranker_task.RerankCollator, "__call__", recording)
+    # collating on the training thread (num_workers 0), where the recording collator's list is
     recipe = load_recipe(write_recipe(tmp_path, reranker, data, loss={"name": "lambdarank"}))
+    recipe.values["data"]["num_workers"] = 0
     reranker_task.run(recipe, select_backend(bgekit_pm.registry, "cpu"), show_progress=False)
     labels = torch.cat(seen)
     assert set(labels.unique().tolist()) == {0.0, 1.0, 2.0}

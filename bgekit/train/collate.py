@@ -17,6 +17,15 @@ import torch
 from bgekit.train.sampling import TrainGroup
 
 
+def pin_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors copied to page-locked memory (a batch's ``pin_memory()``, called by the DataLoader on GPU)."""
+    return {k: v.pin_memory() for k, v in tensors.items()}
+
+
+def pin_optional(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    return tensor.pin_memory() if tensor is not None else None
+
+
 @dataclass
 class TrainBatch:
     """Tokenised queries and passages, teacher scores (Q, G) when every group has them."""
@@ -42,6 +51,11 @@ class TrainBatch:
         move = lambda d: {k: v.to(device, non_blocking=True) for k, v in d.items()}  # noqa: E731
         teacher = self.teacher_scores.to(device) if self.teacher_scores is not None else None
         return TrainBatch(move(self.queries), move(self.passages), teacher, self.group_size)
+
+    def pin_memory(self) -> "TrainBatch":
+        """This batch in page-locked memory, so its copy to the GPU (``to``, non-blocking) overlaps compute."""
+        return TrainBatch(pin_tensors(self.queries), pin_tensors(self.passages), pin_optional(self.teacher_scores),
+                          self.group_size)
 
 
 class Collator:

@@ -222,7 +222,7 @@ def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = Non
                           evaluate_every=(values.get("evaluate") or {}).get("every_steps", 0),
                           show_progress=sys.stderr.isatty() if show_progress is None else show_progress,
                           log_lines=show_progress is None, best=best, refresh=refresher,
-                          refresh_every=refresh_every)
+                          refresh_every=refresh_every, num_workers=data.get("num_workers", "auto"))
         final_metrics: dict[str, float] = {}
         comparison: dict[str, Any] | None = None
         with run_lifecycle(pm, run_info, callbacks):

@@ -96,10 +96,11 @@ class FailedBatches:
             with open(self.path, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(line, default=str) + "\n")
         if self.count > self.limit:
-            raise BgekitError(f"training stopped at step {step - 1}: {self.count} batches had a non-finite loss or "
-                              f"gradient norm (train.max_failed_batches is {self.limit}); their examples are in "
-                              f"{self.path}. Lower train.learning_rate or fix those rows, then resume with "
-                              "train.resume_from=latest")
+            raise BgekitError(f"training stopped at step {step - 1}: {self.count} batches failed (non-finite "
+                              "loss or gradient norm, or out of memory; train.max_failed_batches is "
+                              f"{self.limit}); their examples and reasons are in {self.path}. Lower "
+                              "train.learning_rate (or train.batch_size for memory) or fix those rows, then "
+                              "resume with train.resume_from=latest")
 
 
 def check_finite_weights(model: torch.nn.Module, what: str) -> None:

@@ -32,8 +32,9 @@ queries and of passages, the recipe's embedder losses on every head's
 scores) and :class:`RerankerChunks` (chunks of (query, passage) pairs, their
 logits cached, the reranker losses on the full (Q, G) groups).
 
-The trainer's micro-step is meant to become (``train.chunk_size`` 0 runs
-the plain, unchunked step through the same call)::
+The trainer (``Trainer._micro_step``) calls :func:`cached_step` when
+``train.chunk_size`` is set; outside it, the same engine is driven as
+(``chunk_size`` 0 runs the plain, unchunked step through the same call)::
 
     engine = GradCache(config.chunk_size, EmbedderChunks(losses, config.negatives_cross_device),
                        autocast=self._autocast)          # RerankerChunks(losses) for the reranker
@@ -55,7 +56,7 @@ from typing import Any, Callable, ContextManager, Iterator, Protocol, Sequence
 import torch
 
 from bgekit.errors import BgekitError
-from bgekit.train.trainer import weighted_loss_sum
+from bgekit.train.loss_terms import weighted_loss_sum
 
 Features = dict[str, torch.Tensor]
 LossAndParts = tuple[torch.Tensor, dict[str, float]]
@@ -94,6 +95,13 @@ class RandomState:
             if module is not None:
                 module.set_rng_state(self.accelerator, self.device)
             yield
+
+    def restore(self) -> None:
+        """Put the random streams back to this state for good (a step retried after running out of memory)."""
+        torch.set_rng_state(self.cpu)
+        module = _device_module(self.device)
+        if module is not None:
+            module.set_rng_state(self.accelerator, self.device)
 
 
 # -- chunks --------------------------------------------------------------------
@@ -135,6 +143,9 @@ class ChunkedTask(Protocol):
 
     def plain_loss(self, wrapped: torch.nn.Module, batch: Any, step: int) -> LossAndParts:
         """The unchunked forward pass and loss (``chunk_size`` 0)."""
+
+    def texts(self, batch: Any) -> int:
+        """Texts (or pairs) the model is forwarded on for ``batch``: the chunk that would not split it."""
 
 
 def unwrap(wrapped: torch.nn.Module) -> torch.nn.Module:
@@ -197,7 +208,7 @@ class DeferredEmbeddingGradient:
         return [lookup], [torch.cat([grad for _, grad in pairs]).to(lookup.dtype)]
 
 
-def _sync_context(no_sync: Callable[[], ContextManager] | None, synchronise: bool) -> ContextManager:
+def sync_context(no_sync: Callable[[], ContextManager] | None, synchronise: bool) -> ContextManager:
     return contextlib.nullcontext() if synchronise or no_sync is None else no_sync()
 
 
@@ -245,7 +256,7 @@ def cached_step(wrapped: torch.nn.Module, task: ChunkedTask, batch: Any, step: i
     for index, (chunk, state) in enumerate(zip(chunks, states)):
         last = index == len(chunks) - 1
         chunk_grads, cached[index] = cached[index], None
-        with _sync_context(no_sync, sync and last):
+        with sync_context(no_sync, sync and last):
             cut = deferred.active() if deferred is not None and not last else contextlib.nullcontext()
             with state.replay(), cut:
                 with autocast():
@@ -266,7 +277,7 @@ def plain_step(wrapped: torch.nn.Module, task: ChunkedTask, batch: Any, step: in
                scaler: Any = None, no_sync: Callable[[], ContextManager] | None = None,
                sync: bool = True) -> LossAndParts:
     """The unchunked micro-step (what the trainer does today): forward, loss, one backward."""
-    with _sync_context(no_sync, sync):
+    with sync_context(no_sync, sync):
         with autocast():
             total, parts = task.plain_loss(wrapped, batch, step)
         loss = total.float() * scale
@@ -365,6 +376,9 @@ class EmbedderChunks:
     def plain_loss(self, wrapped: torch.nn.Module, batch: Any, step: int) -> LossAndParts:
         return self._losses(wrapped(batch.queries, batch.passages, cross_device=self.cross_device), batch, step)
 
+    def texts(self, batch: Any) -> int:
+        return batch.num_queries + batch.num_passages
+
 
 class RerankerChunks:
     """GradCache for the cross-encoder on a :class:`~bgekit.train.reranker_task.RerankBatch`.
@@ -399,3 +413,6 @@ class RerankerChunks:
 
     def plain_loss(self, wrapped: torch.nn.Module, batch: Any, step: int) -> LossAndParts:
         return self._losses(wrapped(batch.features), batch, step)
+
+    def texts(self, batch: Any) -> int:
+        return batch.num_passages

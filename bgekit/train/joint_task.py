@@ -150,6 +150,9 @@ class JointBatch:
     def to(self, device: Any) -> JointBatch:
         return JointBatch(self.retrieval.to(device), self.rerank.to(device))
 
+    def pin_memory(self) -> JointBatch:
+        return JointBatch(self.retrieval.pin_memory(), self.rerank.pin_memory())
+
 
 class JointCollator:
     """Collates the same groups twice: the retriever's :class:`Collator`, the reranker's :class:`RerankCollator`."""
@@ -264,6 +267,11 @@ def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = Non
     dtype = resolve_dtype(config.dtype, backend)
     if (values.get("train") or {}).get("select_best"):
         raise BgekitError("train.select_best is not supported by the joint task; remove it")
+    if config.chunk_size:
+        raise BgekitError("train.chunk_size is not supported by the joint task yet (its loss distils the "
+                          "reranker's scores of each group into the retriever's, and GradCache has no adapter for "
+                          "the two models together); set train.chunk_size=0 and lower train.batch_size or turn on "
+                          "train.gradient_checkpointing")
     if group_size < 2:
         raise BgekitError("data.group_size: joint training distils over lists; use at least 2")
 
@@ -323,7 +331,7 @@ def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = Non
                           show_progress=sys.stderr.isatty() if show_progress is None else show_progress,
                           log_lines=show_progress is None, refresh=refresher, refresh_every=settings.refresh_every,
                           optimizer_groups=joint_optimizer_groups((values.get("reranker") or {}).get("learning_rate")),
-                          clip_groups=per_model_clip_groups)
+                          clip_groups=per_model_clip_groups, num_workers=data.get("num_workers", "auto"))
         with run_lifecycle(pm, run_info, callbacks):
             result = trainer.train()
             retriever_dir, reranker_dir = output_dir / RETRIEVER_DIR, output_dir / RERANKER_DIR

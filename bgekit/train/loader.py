@@ -27,7 +27,7 @@ from bgekit.train.batching import LengthGroupedBatcher, SamplerState
 
 
 class _EpochGroups(Dataset):
-    """Example index -> its training group for one epoch (what the collator takes a list of)."""
+    """Example index -> ``(index, its training group)`` for one epoch."""
 
     def __init__(self, sampler: Any, epoch: int) -> None:
         self.sampler = sampler
@@ -36,8 +36,20 @@ class _EpochGroups(Dataset):
     def __len__(self) -> int:
         return len(self.sampler)
 
-    def __getitem__(self, index: int) -> Any:
-        return self.sampler.sample(index, self.epoch)
+    def __getitem__(self, index: int) -> tuple[int, Any]:
+        return index, self.sampler.sample(index, self.epoch)
+
+
+class _Collate:
+    """``[(index, group), ...]`` -> the collated batch, or ``(indices, batch)`` with ``with_indices``."""
+
+    def __init__(self, collator: Callable[[list[Any]], Any], with_indices: bool) -> None:
+        self.collator = collator
+        self.with_indices = with_indices
+
+    def __call__(self, items: list[tuple[int, Any]]) -> Any:
+        batch = self.collator([group for _, group in items])
+        return ([index for index, _ in items], batch) if self.with_indices else batch
 
 
 class _FixedBatches(Sampler[list[int]]):
@@ -53,6 +65,16 @@ class _FixedBatches(Sampler[list[int]]):
         return iter(self.batches)
 
 
+def _ignore_stop_signals(worker_id: int) -> None:
+    """In a worker: leave Ctrl-C and SIGTERM to the training process. A terminal (or SLURM) signals the whole
+    process group; a worker killed by it mid-batch would make the trainer fail instead of stopping cleanly at
+    the step boundary (:mod:`bgekit.train.stop`). The workers end with the training process's loader."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def pin_batch(batch: Any) -> Any:
     """``batch`` with its tensors in pinned memory (a batch type may define ``pin_memory()``)."""
     pin = getattr(batch, "pin_memory", None)
@@ -63,11 +85,14 @@ class BatchLoader:
     """Collated micro-batches from ``state`` on, for ever, advancing ``state`` as they are served.
 
     ``num_workers=0`` collates inline (no extra process); ``pin_memory``
-    pins each batch so its copy to the GPU can overlap compute.
+    pins each batch so its copy to the GPU can overlap compute. With
+    ``with_indices`` each item is ``(example indices, batch)`` (the trainer
+    logs a failed batch's examples).
     """
 
     def __init__(self, batcher: LengthGroupedBatcher, sampler: Any, collator: Callable[[list[Any]], Any], *,
-                 num_workers: int = 0, pin_memory: bool = False, prefetch_factor: int = 2) -> None:
+                 num_workers: int = 0, pin_memory: bool = False, prefetch_factor: int = 2,
+                 with_indices: bool = False) -> None:
         if num_workers < 0:
             raise ValueError(f"num_workers must be 0 or more, not {num_workers}")
         self.batcher = batcher
@@ -76,16 +101,25 @@ class BatchLoader:
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.prefetch_factor = prefetch_factor
+        self.with_indices = with_indices
 
     def _epoch_loader(self, epoch: int, batches: Sequence[list[int]]) -> Iterator[Any]:
+        groups, collate = _EpochGroups(self.sampler, epoch), _Collate(self.collator, self.with_indices)
         if self.num_workers == 0:
             for indices in batches:
-                batch = self.collator([self.sampler.sample(i, epoch) for i in indices])
-                yield pin_batch(batch) if self.pin_memory else batch
+                batch = collate([groups[i] for i in indices])
+                if self.pin_memory:
+                    batch = (batch[0], pin_batch(batch[1])) if self.with_indices else pin_batch(batch)
+                yield batch
             return
-        loader = DataLoader(_EpochGroups(self.sampler, epoch), batch_sampler=_FixedBatches(batches),
-                            collate_fn=self.collator, num_workers=self.num_workers,
-                            prefetch_factor=self.prefetch_factor, pin_memory=self.pin_memory)
+        if batches:  # a refreshing sampler switches to re-mined negatives on its first draw of an epoch: let
+            groups[batches[0][0]]  # that happen here, once, not in every (forked) worker, which would log it each
+        # a generator of its own: a loader draws its workers' seed from it, which would otherwise advance the
+        # global random stream (the model's dropout) at each epoch start, and at a different point when resuming
+        loader = DataLoader(groups, batch_sampler=_FixedBatches(batches), collate_fn=collate,
+                            num_workers=self.num_workers, prefetch_factor=self.prefetch_factor,
+                            pin_memory=self.pin_memory, generator=torch.Generator().manual_seed(epoch),
+                            worker_init_fn=_ignore_stop_signals)
         yield from loader  # pinned by the loader's own thread through the batch's pin_memory()
 
     def stream(self, state: SamplerState) -> Iterator[Any]:

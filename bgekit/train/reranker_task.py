@@ -36,6 +36,7 @@ from bgekit.plugins import get_plugin_manager
 from bgekit.registry import Registry
 from bgekit.train.batching import LengthGroupedBatcher
 from bgekit.train.callbacks import build_callbacks, recipe_for_plugins, run_lifecycle
+from bgekit.train.collate import pin_optional, pin_tensors
 from bgekit.train.distributed import setup_process, teardown_process
 from bgekit.train.embedder_task import (
     build_losses,
@@ -44,6 +45,7 @@ from bgekit.train.embedder_task import (
     load_training_examples,
     save_final_model,
 )
+from bgekit.train.gradcache import RerankerChunks
 from bgekit.train.outcome import data_summary, write_reranker_card
 from bgekit.train.sampling import GroupSampler, TrainGroup
 from bgekit.train.trainer import RunInfo, Trainer, TrainConfig, resolve_dtype, seed_everything, weighted_loss_sum
@@ -78,6 +80,11 @@ class RerankBatch:
         teacher = self.teacher_scores.to(device) if self.teacher_scores is not None else None
         return RerankBatch({k: v.to(device, non_blocking=True) for k, v in self.features.items()},
                            self.labels.to(device), teacher, self.group_size)
+
+    def pin_memory(self) -> "RerankBatch":
+        """This batch in page-locked memory, so its copy to the GPU (``to``, non-blocking) overlaps compute."""
+        return RerankBatch(pin_tensors(self.features), self.labels.pin_memory(), pin_optional(self.teacher_scores),
+                           self.group_size)
 
 
 class RerankCollator:
@@ -199,6 +206,7 @@ def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = Non
         trainer = Trainer(model=model, losses=losses, sampler=sampler, batcher=batcher, collator=collator,
                           config=config, backend=backend, process=process, run=run_info, plugin_manager=pm,
                           restore_model=restore_model, batch_loss=rerank_batch_loss(losses),
+                          chunked=RerankerChunks(losses), num_workers=data.get("num_workers", "auto"),
                           show_progress=sys.stderr.isatty() if show_progress is None else show_progress,
                           log_lines=show_progress is None)
         with run_lifecycle(pm, run_info, callbacks):

@@ -8,7 +8,15 @@ one scheduler step. Nothing else happens in between, except at logging,
 checkpoint and evaluation steps (where ``best`` keeps the best model, see
 :mod:`bgekit.train.best`) and negative refreshes (:mod:`bgekit.train.refresh`).
 
-Faults (:mod:`bgekit.train.failures`, :mod:`bgekit.train.stop`): a step whose
+With ``train.chunk_size`` each micro-batch runs through GradCache
+(:mod:`bgekit.train.gradcache`): forwarded in chunks, with the whole batch's
+gradients. Batches come from :class:`~bgekit.train.loader.BatchLoader`
+(``data.num_workers`` processes tokenise ahead of the model).
+
+Faults (:mod:`bgekit.train.failures`, :mod:`bgekit.train.stop`,
+:mod:`bgekit.train.oom`): a step that runs out of accelerator memory is run
+again from the same random state with the chunk halved (kept from then on),
+and counts as a failed batch when even one text per chunk does not fit; a step whose
 loss or gradient norm is not finite is skipped (no optimizer or scheduler
 step), counted and logged to ``errors.jsonl``; after SIGTERM/SIGINT the loop
 saves a checkpoint at the next step boundary and stops. A resumed run whose
@@ -43,6 +51,10 @@ from bgekit.train.collate import Collator, TrainBatch
 from bgekit.train import stop
 from bgekit.train.distributed import ProcessContext
 from bgekit.train.failures import FailedBatches, check_finite_weights
+from bgekit.train.gradcache import EmbedderChunks, ChunkedTask, RandomState, cached_step, sync_context
+from bgekit.train.loader import BatchLoader, default_num_workers
+from bgekit.train.loss_terms import LossTerm, weighted_loss_sum  # noqa: F401 - imported from here by the tasks
+from bgekit.train.oom import halved_chunk, is_out_of_memory
 from bgekit.train.sampling import GroupSampler
 
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -65,6 +77,8 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     dtype: str = "auto"
     gradient_checkpointing: bool = False
+    #: GradCache: texts (reranker: pairs) per forward chunk; 0 = off (bgekit.train.gradcache)
+    chunk_size: int = 0
     negatives_cross_device: bool = False
     logging_steps: int = 10
     save_steps: int = 0
@@ -80,32 +94,9 @@ class TrainConfig:
         return cls(**train, seed=int(values.get("seed", 42)))
 
 
-@dataclass
-class LossTerm:
-    """One loss of the recipe's ``loss`` list and its weight in the sum."""
-
-    name: str
-    fn: Callable[..., Any]
-    weight: float = 1.0
-
-
 #: ``(model, batch, step) -> (loss, named float parts)``: one micro-batch's forward pass and loss.
 #: The embedder's is :meth:`Trainer.embedder_batch_loss`; other tasks (the reranker) pass their own.
 BatchLoss = Callable[[torch.nn.Module, Any, int], tuple[torch.Tensor, dict[str, float]]]
-
-
-def weighted_loss_sum(losses: Sequence[LossTerm], call: Callable[[Callable[..., Any]], Any]
-                      ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Sum of ``weight * call(loss).loss`` over the terms, and their parts (prefixed by loss name when several)."""
-    total = None
-    parts: dict[str, float] = {}
-    for term in losses:
-        out = call(term.fn)
-        weighted = term.weight * out.loss
-        total = weighted if total is None else total + weighted
-        prefix = "" if len(losses) == 1 else f"{term.name}/"
-        parts.update({f"{prefix}{k}": float(v) for k, v in (out.parts or {}).items()})
-    return total, parts
 
 
 @dataclass
@@ -202,9 +193,22 @@ class Trainer:
                  batch_loss: BatchLoss | None = None, best: Any = None,
                  refresh: Callable[[torch.nn.Module, int, int], None] | None = None, refresh_every: int = 0,
                  optimizer_groups: Callable[[torch.nn.Module, float], list[dict[str, Any]]] | None = None,
-                 clip_groups: Callable[[torch.nn.Module], list[list[torch.nn.Parameter]]] | None = None) -> None:
+                 clip_groups: Callable[[torch.nn.Module], list[list[torch.nn.Parameter]]] | None = None,
+                 chunked: ChunkedTask | None = None, num_workers: int | str = 0) -> None:
         if not losses:
             raise BgekitError("no loss to train: set 'loss' in the recipe")
+        if chunked is None and batch_loss is None:
+            chunked = EmbedderChunks(losses, config.negatives_cross_device)
+        #: how this task's micro-batches split into GradCache chunks (None: they cannot be chunked)
+        self.chunked = chunked
+        if config.chunk_size > 0 and chunked is None:
+            raise BgekitError(f"train.chunk_size is not supported by the {run.task} task; set train.chunk_size=0")
+        if config.chunk_size < 0:
+            raise BgekitError(f"train.chunk_size must be 0 (off) or a positive number of texts, "
+                              f"not {config.chunk_size}")
+        #: texts per forward chunk now: the recipe's, halved for the rest of the run after running out of memory
+        self.chunk_size = config.chunk_size
+        self.num_workers = default_num_workers(process.device) if num_workers == "auto" else int(num_workers)
         self.model = model
         self.losses = list(losses)
         self.batch_loss: BatchLoss = batch_loss or self.embedder_batch_loss
@@ -282,12 +286,54 @@ class Trainer:
                                                             teacher_scores=batch.teacher_scores, step=step))
 
     def _micro_step(self, wrapped: torch.nn.Module, batch: Any, step: int, scale: float,
-                    scaler: Any) -> tuple[torch.Tensor, dict[str, float]]:
-        with self._autocast():
-            total, parts = self.batch_loss(wrapped, batch, step)
-        loss = total.float() * scale
-        (scaler.scale(loss) if scaler is not None else loss).backward()
+                    scaler: Any, sync: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
+        """Forward and backward of one micro-batch, whole or by GradCache chunks; under DDP, gradients are
+        all-reduced only when ``sync`` (the step's last micro-batch; chunked: in its last chunk's backward)."""
+        no_sync = wrapped.no_sync if self.process.distributed else None
+        if self.chunk_size > 0:
+            return cached_step(wrapped, self.chunked, batch, step, chunk_size=self.chunk_size,
+                               autocast=self._autocast, scale=scale, scaler=scaler, no_sync=no_sync, sync=sync)
+        with sync_context(no_sync, sync):
+            with self._autocast():
+                total, parts = self.batch_loss(wrapped, batch, step)
+            loss = total.float() * scale
+            (scaler.scale(loss) if scaler is not None else loss).backward()
         return total.detach().float(), parts
+
+    def _run_step(self, wrapped: torch.nn.Module, batches: Sequence[Any], step: int, scaler: Any,
+                  optimizer: Any) -> list[tuple[torch.Tensor, dict[str, float]]] | None:
+        """Forward and backward of one optimiser step's micro-batches; their (loss, parts).
+
+        Out of memory: free the cache, drop the partial gradients, restore the random state the step
+        started from and run the same micro-batches again with the chunk halved (kept for the rest of
+        the run), down to one text per chunk. None when even that does not fit (a failed batch).
+        """
+        start = RandomState.capture(self.process.device)
+        while True:
+            try:
+                return [self._micro_step(wrapped, batch.to(self.process.device), step, 1.0 / len(batches), scaler,
+                                         sync=micro == len(batches) - 1)
+                        for micro, batch in enumerate(batches)]
+            except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are handled, the rest re-raised
+                if not is_out_of_memory(exc):
+                    raise
+                if self.process.distributed:  # the other ranks wait in a collective: no rank can retry alone
+                    raise BgekitError(f"out of memory at step {step + 1} on rank {self.process.rank} "
+                                      f"(train.chunk_size {self.chunk_size}); set a smaller train.chunk_size or "
+                                      "train.batch_size and resume with train.resume_from=latest") from None
+                texts = max(self.chunked.texts(batch) for batch in batches) if self.chunked is not None else 0
+                smaller = halved_chunk(self.chunk_size, texts)
+            # out of the except block: the error's traceback (and the activations it holds) is gone
+            optimizer.zero_grad(set_to_none=True)
+            self.backend.empty_cache()
+            start.restore()
+            if smaller < 1:
+                return None
+            if self.process.is_main:
+                was = f"chunks of {self.chunk_size}" if self.chunk_size > 0 else "unchunked micro-batches"
+                ckpt.warn(f"out of memory at step {step + 1} with {was}: retrying it, and training from here on, "
+                          f"with train.chunk_size {smaller}")
+            self.chunk_size = smaller
 
     # -- the loop ----------------------------------------------------------
     def train(self) -> TrainResult:
@@ -325,7 +371,8 @@ class Trainer:
             ckpt.check_no_foreign(self.output_dir, [s for s in range(step + 1, self.total_steps + 1)
                                                     if s == self.total_steps or (cfg.save_steps
                                                                                  and s % cfg.save_steps == 0)])
-        stream = self.batcher.stream(state)
+        stream = BatchLoader(self.batcher, self.sampler, self.collator, num_workers=self.num_workers,
+                             pin_memory=self.process.device.type == "cuda", with_indices=True).stream(state)
 
         history: list[dict[str, Any]] = []
         last_ckpt: Path | None = resume
@@ -336,23 +383,21 @@ class Trainer:
                              log_lines=self.process.is_main and self.log_lines)
         with progress, stop.deferred():
             while step < self.total_steps:
-                step_loss = torch.zeros((), device=self.process.device)
                 served: list[int] = []
-                micro_losses = []
-                for micro in range(cfg.gradient_accumulation_steps):
-                    indices = next(stream)
+                batches = []
+                for _ in range(cfg.gradient_accumulation_steps):
+                    indices, batch = next(stream)
                     served.extend(indices)
-                    batch = self.collator([self.sampler.sample(i, state.epoch) for i in indices])
                     window.add_batch(batch)
                     totals.add_batch(batch)
-                    batch = batch.to(self.process.device)
-                    last = micro == cfg.gradient_accumulation_steps - 1
-                    sync = contextlib.nullcontext() if last or not self.process.distributed else wrapped.no_sync()
-                    with sync:
-                        loss, parts = self._micro_step(wrapped, batch, step, 1.0 / cfg.gradient_accumulation_steps,
-                                                       scaler)
-                    micro_losses.append((loss, parts))
-                    step_loss = step_loss + loss
+                    batches.append(batch)
+                micro_losses = self._run_step(wrapped, batches, step, scaler, optimizer)
+                del batches
+                if micro_losses is None:  # out of memory even one text per chunk: nothing was updated
+                    failures.record(step + 1, "out of memory (even with train.chunk_size 1)", None, None, served)
+                    last_ckpt = self._stop_if_asked(step, optimizer, scheduler, scaler, state, failures, last_ckpt)
+                    continue
+                step_loss = torch.stack([loss for loss, _ in micro_losses]).sum()
                 if scaler is not None:
                     scaler.unscale_(optimizer)
                 grad_norm = clip_gradients(self.clip_groups(self.model),
@@ -460,6 +505,7 @@ class Trainer:
             "total_steps": self.total_steps,
             "world_size": self.process.world_size,
             "failed_batches": failures.count,
+            "chunk_size": self.chunk_size,
         }
         path = ckpt.save_checkpoint(self.output_dir, step, model=self.model, trainer_state=trainer_state,
                                     save_total_limit=self.config.save_total_limit,
@@ -493,6 +539,9 @@ class Trainer:
         ckpt.set_rng_states(rng)
         step = int(trainer_state["step"])
         failures.resume_at(step, int(trainer_state.get("failed_batches", 0)))
+        saved_chunk = int(trainer_state.get("chunk_size", 0))
+        if saved_chunk > 0 and (self.chunk_size == 0 or saved_chunk < self.chunk_size):
+            self.chunk_size = saved_chunk  # lowered after running out of memory: resume as the run went on
         return step
 
     def _evaluate(self, step: int) -> None:

@@ -65,14 +65,20 @@ class _FixedBatches(Sampler[list[int]]):
         return iter(self.batches)
 
 
-def _ignore_stop_signals(worker_id: int) -> None:
-    """In a worker: leave Ctrl-C and SIGTERM to the training process. A terminal (or SLURM) signals the whole
-    process group; a worker killed by it mid-batch would make the trainer fail instead of stopping cleanly at
-    the step boundary (:mod:`bgekit.train.stop`). The workers end with the training process's loader."""
+def _init_worker(worker_id: int) -> None:
+    """In a worker: leave Ctrl-C and SIGTERM to the training process, and let go of the output folder's lock.
+
+    A terminal (or SLURM) signals the whole process group; a worker killed by it mid-batch would make the
+    trainer fail instead of stopping cleanly at the step boundary (:mod:`bgekit.train.stop`). The workers end
+    with the training process's loader, and the lock they inherited by fork must not outlive the trainer
+    (:func:`bgekit.train.output_lock.drop_inherited_locks`)."""
     import signal
+
+    from bgekit.train.output_lock import drop_inherited_locks
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    drop_inherited_locks()
 
 
 def pin_batch(batch: Any) -> Any:
@@ -119,7 +125,7 @@ class BatchLoader:
         loader = DataLoader(groups, batch_sampler=_FixedBatches(batches), collate_fn=collate,
                             num_workers=self.num_workers, prefetch_factor=self.prefetch_factor,
                             pin_memory=self.pin_memory, generator=torch.Generator().manual_seed(epoch),
-                            worker_init_fn=_ignore_stop_signals)
+                            worker_init_fn=_init_worker)
         yield from loader  # pinned by the loader's own thread through the batch's pin_memory()
 
     def stream(self, state: SamplerState) -> Iterator[Any]:

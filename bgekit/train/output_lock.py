@@ -21,6 +21,22 @@ from typing import Iterator
 from bgekit.errors import BgekitError
 
 LOCK_FILE = ".bgekit.lock"
+#: descriptors of the locks this process holds: a forked child (a DataLoader worker) closes its copies
+_held_fds: set[int] = set()
+
+
+def drop_inherited_locks() -> None:
+    """In a forked child: close the copies of this process's lock descriptors.
+
+    ``flock`` belongs to the open file, which a fork shares: a DataLoader worker
+    orphaned by a ``kill -9`` of its trainer would keep the output folder locked
+    until it noticed, and the restarted run would be refused. The child never
+    needs the lock, so it lets go at once.
+    """
+    for fd in list(_held_fds):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _held_fds.clear()
 
 
 def _holder(path: Path) -> str:
@@ -57,6 +73,7 @@ def locked_output_dir(output_dir: str | Path) -> Iterator[Path]:
         if same:
             break
         os.close(fd)  # the holder removed the file as we opened it: lock the new one instead
+    _held_fds.add(fd)
     try:
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
@@ -65,4 +82,5 @@ def locked_output_dir(output_dir: str | Path) -> Iterator[Path]:
     finally:
         with contextlib.suppress(OSError):
             path.unlink()  # before unlocking, so nobody locks a file that is about to vanish
+        _held_fds.discard(fd)
         os.close(fd)

@@ -150,3 +150,27 @@ def test_workers_do_not_hold_the_output_dir_lock(tmp_path):
         loader = BatchLoader(LengthGroupedBatcher([1] * 8, 2), GroupSampler(examples, 2), _lock_files_open_here,
                              num_workers=1)
         assert next(loader.stream(SamplerState())) == []
+
+
+LEFT_OPEN = """
+from bgekit.data.example import Example
+from bgekit.train.batching import LengthGroupedBatcher, SamplerState
+from bgekit.train.loader import BatchLoader
+from bgekit.train.sampling import GroupSampler
+
+examples = [Example(query=f"q{i}", pos=[f"p{i}"], neg=[f"n{i}"]) for i in range(64)]
+STREAM = BatchLoader(LengthGroupedBatcher([1] * 64, 2), GroupSampler(examples, 2), len, num_workers=1).stream(
+    SamplerState())
+next(STREAM)  # a live worker, and a stream nobody closes before the interpreter exits
+print("ready", flush=True)
+"""
+
+
+def test_a_process_exits_with_a_loader_left_open():
+    """Workers ignore SIGTERM, so multiprocessing's exit handler (terminate, then join) would wait for them
+    for ever: a test run or a ``bgekit run`` that left a stream open hung after its last line."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", LEFT_OPEN], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "ready" in done.stdout, done.stderr

@@ -18,6 +18,10 @@ the next epoch on, as the inline stream sees it.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
+import weakref
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
@@ -81,6 +85,27 @@ def _init_worker(worker_id: int) -> None:
     drop_inherited_locks()
 
 
+#: DataLoader iterators whose workers may still run (see :func:`_kill_leftover_workers`)
+_live_iterators: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def _kill_leftover_workers() -> None:
+    """At interpreter exit: kill the workers of loaders nobody closed (a stream dropped mid-epoch and kept
+    alive by a traceback, say). They ignore SIGTERM (:func:`_init_worker`), so multiprocessing's own exit
+    handler, which terminates daemon children with SIGTERM and then joins them, would wait for ever. Registered
+    after multiprocessing's handler, so it runs before it."""
+    import signal
+
+    for batches_out in list(_live_iterators):
+        for worker in getattr(batches_out, "_workers", []):
+            if worker.is_alive():
+                with contextlib.suppress(OSError):
+                    os.kill(worker.pid, signal.SIGKILL)
+
+
+atexit.register(_kill_leftover_workers)
+
+
 def pin_batch(batch: Any) -> Any:
     """``batch`` with its tensors in pinned memory (a batch type may define ``pin_memory()``)."""
     pin = getattr(batch, "pin_memory", None)
@@ -126,7 +151,15 @@ class BatchLoader:
                             num_workers=self.num_workers, prefetch_factor=self.prefetch_factor,
                             pin_memory=self.pin_memory, generator=torch.Generator().manual_seed(epoch),
                             worker_init_fn=_init_worker)
-        yield from loader  # pinned by the loader's own thread through the batch's pin_memory()
+        batches_out = iter(loader)
+        _live_iterators.add(batches_out)
+        try:
+            yield from batches_out  # pinned by the loader's own thread through the batch's pin_memory()
+        finally:
+            _live_iterators.discard(batches_out)
+            shutdown = getattr(batches_out, "_shutdown_workers", None)
+            if shutdown is not None:  # now, not whenever the garbage collector gets to it
+                shutdown()
 
     def stream(self, state: SamplerState) -> Iterator[Any]:
         """Batches from ``state`` on; ``state.position`` counts the batches handed out in ``state.epoch``."""

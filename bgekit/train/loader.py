@@ -21,7 +21,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import weakref
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
@@ -85,25 +84,40 @@ def _init_worker(worker_id: int) -> None:
     drop_inherited_locks()
 
 
-#: DataLoader iterators whose workers may still run (see :func:`_kill_leftover_workers`)
-_live_iterators: "weakref.WeakSet[Any]" = weakref.WeakSet()
+#: the worker processes every loader started: the exit hook kills those still alive
+_workers_started: list[Any] = []
 
 
 def _kill_leftover_workers() -> None:
     """At interpreter exit: kill the workers of loaders nobody closed (a stream dropped mid-epoch and kept
-    alive by a traceback, say). They ignore SIGTERM (:func:`_init_worker`), so multiprocessing's own exit
-    handler, which terminates daemon children with SIGTERM and then joins them, would wait for ever. Registered
-    after multiprocessing's handler, so it runs before it."""
+    alive by a traceback, say). They ignore SIGTERM (:func:`_init_worker`), and at exit torch's loader no longer
+    shuts them down itself, so multiprocessing's exit handler, which terminates daemon children with SIGTERM and
+    then joins them, would wait for ever. Registered with the first loader, after multiprocessing's handler, so
+    it runs first (atexit runs the last registered first)."""
     import signal
 
-    for batches_out in list(_live_iterators):
-        for worker in getattr(batches_out, "_workers", []):
-            if worker.is_alive():
-                with contextlib.suppress(OSError):
-                    os.kill(worker.pid, signal.SIGKILL)
+    for worker in _workers_started:
+        if worker.is_alive():
+            with contextlib.suppress(OSError):
+                os.kill(worker.pid, signal.SIGKILL)
 
 
-atexit.register(_kill_leftover_workers)
+def _start_workers(loader: DataLoader) -> Any:
+    """``iter(loader)``, which starts its worker processes, remembering them for the exit hook."""
+    import multiprocessing
+
+    global _exit_hook_registered
+    before = set(multiprocessing.active_children())
+    batches_out = iter(loader)
+    _workers_started[:] = [w for w in _workers_started if w.is_alive()]
+    _workers_started.extend(set(multiprocessing.active_children()) - before)
+    if not _exit_hook_registered:
+        atexit.register(_kill_leftover_workers)
+        _exit_hook_registered = True
+    return batches_out
+
+
+_exit_hook_registered = False
 
 
 def pin_batch(batch: Any) -> Any:
@@ -151,12 +165,10 @@ class BatchLoader:
                             num_workers=self.num_workers, prefetch_factor=self.prefetch_factor,
                             pin_memory=self.pin_memory, generator=torch.Generator().manual_seed(epoch),
                             worker_init_fn=_init_worker)
-        batches_out = iter(loader)
-        _live_iterators.add(batches_out)
+        batches_out = _start_workers(loader)
         try:
             yield from batches_out  # pinned by the loader's own thread through the batch's pin_memory()
         finally:
-            _live_iterators.discard(batches_out)
             shutdown = getattr(batches_out, "_shutdown_workers", None)
             if shutdown is not None:  # now, not whenever the garbage collector gets to it
                 shutdown()

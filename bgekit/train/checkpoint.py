@@ -242,6 +242,14 @@ def resolve_resume(resume_from: str | None, output_dir: str | Path, *, rank: int
     return path
 
 
+def may_resume(resume_from: str | None, output_dir: str | Path) -> bool:
+    """Whether ``train.resume_from`` points at a checkpoint, without verifying it (no hashing): a path, or
+    ``latest`` with a checkpoint bgekit wrote in ``output_dir``. :func:`resolve_resume` decides which one."""
+    if not resume_from:
+        return False
+    return resume_from != "latest" or bool(list_checkpoints(output_dir))
+
+
 def check_no_foreign(output_dir: str | Path, steps: Any) -> None:
     """A one-line error when a folder this run would save as ``checkpoint-N`` exists and bgekit did not write
     it (no manifest): it is never replaced or deleted."""

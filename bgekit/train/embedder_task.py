@@ -228,7 +228,7 @@ def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = Non
         with run_lifecycle(pm, run_info, callbacks):
             if held_out is not None and process.is_main:
                 model.to(process.device)  # scored where it trains, not on the CPU it was loaded on
-                held_out.score_base(model, resuming=ckpt.resolve_resume(config.resume_from, output_dir) is not None)
+                held_out.score_base(model, resuming=ckpt.may_resume(config.resume_from, output_dir))
             result = trainer.train()
             model_dir = output_dir / "model"
             if process.is_main:

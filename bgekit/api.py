@@ -307,21 +307,35 @@ class MetricFunction(Protocol):
 
 @runtime_checkable
 class DeviceBackendProtocol(Protocol):
-    """What ``DeviceSpec.factory()`` returns (subclass :class:`DeviceBackend` for the defaults).
+    """What ``DeviceSpec.factory()`` returns (subclass :class:`DeviceBackend`: its defaults are right
+    for a CPU, so a backend overrides only what differs). The core asks the backend, never
+    ``device.type``, for anything that depends on the hardware.
 
-    ``name`` as recipes write it (``device.name``); ``distributed_backend`` for
-    ``torch.distributed`` (``"nccl"``, ``"hccl"``, ``"gloo"``); ``autocast_dtypes``: the
-    dtypes this device runs well, best first, from ``"bf16"``, ``"fp16"``, ``"fp32"``.
+    ``name`` as recipes write it (``device.name``), also the key its RNG states are saved under
+    in checkpoints; ``distributed_backend`` for ``torch.distributed`` (``"nccl"``, ``"hccl"``,
+    ``"gloo"``); ``autocast_dtypes``: the dtypes this device runs well, best first, from
+    ``"bf16"``, ``"fp16"``, ``"fp32"``; ``pin_memory``: whether the data loader pins host batches
+    for the copy to this device.
     ``device(local_rank=None)`` -> the ``torch.device`` of this process (``LOCAL_RANK`` under
-    torchrun when None); ``device_count()``; ``memory_stats()`` -> MiB by name
-    (``allocated``, ``peak_allocated``, ``reserved`` where known); ``reset_peak_memory()``,
-    ``empty_cache()``, ``synchronize()``; ``recipe_defaults()`` -> recipe values this device
-    suggests (``{"train": {"dtype": "bf16"}}``); ``describe()`` -> a dict for reports.
+    torchrun when None; made current); ``device_count()``;
+    ``optimizer_options()`` -> extra ``torch.optim.AdamW`` keyword arguments (``{"fused": True}``);
+    ``ddp_options(device)`` -> extra ``DistributedDataParallel`` keyword arguments
+    (``{"device_ids": [device.index]}``); ``process_group_options(device)`` -> extra
+    ``init_process_group`` keyword arguments (``{"device_id": device}``); all three ``{}`` on a CPU.
+    ``rng_state()`` -> the accelerator's random states as ``{str: torch.Tensor}`` (tensors only:
+    checkpoints load with ``weights_only=True``; ``{}`` on a CPU, whose torch, Python and NumPy
+    states the core saves); ``set_rng_state(state)`` restores it on resume (possibly with fewer
+    devices). ``memory_stats()`` -> MiB by name (``allocated``, ``peak_allocated``, ``reserved``
+    where known); ``reset_peak_memory()``, ``empty_cache()``, ``synchronize()`` (no-ops where
+    meaningless); ``device_info(device)`` -> ``{"name": ...}`` and more for reports;
+    ``recipe_defaults()`` -> recipe values this device suggests (``{"train": {"dtype": "bf16"}}``);
+    ``describe()`` -> a dict for reports.
     ``DeviceSpec.is_available()`` says whether the device is there (import its runtime lazily).
     """
 
     name: str
     distributed_backend: str
+    pin_memory: bool
 
     @property
     def autocast_dtypes(self) -> tuple[str, ...]: ...
@@ -330,6 +344,16 @@ class DeviceBackendProtocol(Protocol):
 
     def device_count(self) -> int: ...
 
+    def optimizer_options(self) -> dict[str, Any]: ...
+
+    def ddp_options(self, device: Any, /) -> dict[str, Any]: ...
+
+    def process_group_options(self, device: Any, /) -> dict[str, Any]: ...
+
+    def rng_state(self) -> dict[str, Any]: ...
+
+    def set_rng_state(self, state: dict[str, Any], /) -> None: ...
+
     def memory_stats(self) -> dict[str, float]: ...
 
     def reset_peak_memory(self) -> None: ...
@@ -337,6 +361,8 @@ class DeviceBackendProtocol(Protocol):
     def empty_cache(self) -> None: ...
 
     def synchronize(self) -> None: ...
+
+    def device_info(self, device: Any, /) -> dict[str, str]: ...
 
     def recipe_defaults(self) -> dict[str, Any]: ...
 

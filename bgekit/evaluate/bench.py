@@ -85,7 +85,7 @@ def _report(model: Any, backend: Any, kind: str, max_length: int, warmup: int, r
     return {
         "kind": kind,
         "items": "texts" if kind == "retriever" else "pairs",
-        "device": {"backend": backend.name, "device": str(model.device), **_device_name(model)},
+        "device": {"backend": backend.name, "device": str(model.device), **backend.device_info(model.device)},
         "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
         "max_length": max_length,
         "warmup": warmup,
@@ -141,12 +141,3 @@ def bench_reranker(model: Any, backend: Any, pairs: Sequence[tuple[str, str]], b
         rows.append(_measure(lambda b: model.score(b, batch_size=len(b), max_length=max_length),
                              batches, tokens, backend, warmup))
     return _report(model, backend, "reranker", max_length, warmup, rows)
-
-
-def _device_name(model: Any) -> dict[str, str]:
-    import torch
-
-    device = model.device
-    if device.type == "cuda":
-        return {"name": torch.cuda.get_device_name(device)}
-    return {"name": platform.processor() or platform.machine(), "threads": str(torch.get_num_threads())}

@@ -36,12 +36,15 @@ import secrets
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import torch
 
 from bgekit.errors import BgekitError
+
+if TYPE_CHECKING:
+    from bgekit.devices import DeviceBackend
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 TEMP_MARK = ".tmp-"
@@ -268,8 +271,16 @@ def checkpoint_step(path: Path) -> int | None:
 
 # -- RNG states as plain data (no pickle) -------------------------------------------------
 
-def rng_states() -> dict[str, Any]:
-    """Every RNG state as tensors, numbers and lists: loadable with ``weights_only=True``."""
+#: the keys of :func:`rng_states` itself (a backend's own states are under ``"device"``)
+_CORE_RNG_KEYS = ("python", "numpy", "torch", "device")
+
+
+def rng_states(backend: DeviceBackend | None = None) -> dict[str, Any]:
+    """Every RNG state as tensors, numbers and lists: loadable with ``weights_only=True``.
+
+    The accelerator's states are the ``backend``'s (:meth:`DeviceBackend.rng_state`), kept under
+    ``"device"`` by its name; none without a backend.
+    """
     version, internal, gauss = random.getstate()
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     states: dict[str, Any] = {
@@ -278,20 +289,38 @@ def rng_states() -> dict[str, Any]:
                   "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
         "torch": torch.get_rng_state(),
     }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state_all()
+    device_state = backend.rng_state() if backend is not None else {}
+    if device_state:
+        states["device"] = {backend.name: device_state}  # type: ignore[union-attr]
     return states
 
 
-def set_rng_states(states: dict[str, Any]) -> None:
+def saved_device_state(states: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The accelerator states saved for backend ``name``, or None.
+
+    Checkpoints written before device backends saved their own state hold a
+    list of per-device tensors at the top level under the backend's name
+    (``"cuda"``); it reads as ``{"0": ..., "1": ...}``.
+    """
+    saved = states.get("device", {}).get(name)
+    if saved is None and name not in _CORE_RNG_KEYS and isinstance(states.get(name), (list, tuple)):
+        saved = {str(index): state for index, state in enumerate(states[name])}
+    return saved
+
+
+def set_rng_states(states: dict[str, Any], backend: DeviceBackend | None = None) -> None:
+    """Restore :func:`rng_states`; the accelerator's states only when saved by a backend of the same name
+    (a run resumed on another kind of device draws new ones there)."""
     py = states["python"]
     random.setstate((py["version"], tuple(py["state"]), py["gauss_next"]))
     npy = states["numpy"]
     np.random.set_state((npy["kind"], npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"],
                          npy["cached_gaussian"]))
     torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+    if backend is not None:
+        saved = saved_device_state(states, backend.name)
+        if saved:
+            backend.set_rng_state(saved)
 
 
 # -- saving and loading -------------------------------------------------------------------
@@ -326,11 +355,13 @@ def _fault(phase: str) -> None:
 
 
 def save_checkpoint(output_dir: str | Path, step: int, *, model: Any, trainer_state: dict[str, Any],
-                    save_total_limit: int, rank: int = 0, world_size: int = 1) -> Path | None:
+                    save_total_limit: int, rank: int = 0, world_size: int = 1,
+                    backend: DeviceBackend | None = None) -> Path | None:
     """Write ``checkpoint-<step>`` atomically and prune old ones; returns its path on rank 0.
 
-    Every rank must call this (each writes its RNG state); only rank 0 writes
-    the model, trainer state and manifest, renames and prunes.
+    Every rank must call this (each writes its RNG states, the accelerator's
+    through ``backend``); only rank 0 writes the model, trainer state and
+    manifest, renames and prunes.
     """
     root = Path(output_dir)
     final = root / f"checkpoint-{step}"
@@ -351,7 +382,7 @@ def save_checkpoint(output_dir: str | Path, step: int, *, model: Any, trainer_st
                 _fault("checkpoint-model")
                 _torch_save(trainer_state, tmp / STATE_FILE)
             _barrier(world_size)
-            _torch_save(rng_states(), tmp / rng_file(rank))
+            _torch_save(rng_states(backend), tmp / rng_file(rank))
             _barrier(world_size)
             if rank != 0:
                 return None

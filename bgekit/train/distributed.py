@@ -60,10 +60,8 @@ def setup_process(backend: DeviceBackend) -> ProcessContext:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = backend.device(local_rank)
     if world_size > 1 and not torch.distributed.is_initialized():
-        kwargs: dict[str, Any] = {}
-        if backend.distributed_backend != "gloo":
-            kwargs["device_id"] = device
-        torch.distributed.init_process_group(backend=backend.distributed_backend, **kwargs)
+        torch.distributed.init_process_group(backend=backend.distributed_backend,
+                                             **backend.process_group_options(device))
     return ProcessContext(rank=rank, local_rank=local_rank, world_size=world_size, device=device)
 
 

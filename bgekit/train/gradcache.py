@@ -64,9 +64,8 @@ LossAndParts = tuple[torch.Tensor, dict[str, float]]
 
 # -- random state --------------------------------------------------------------
 def _device_module(device: torch.device) -> Any:
-    """``torch.cuda`` / ``torch.npu`` / ... for an accelerator device that has RNG state, else None."""
-    if device.type == "cpu":
-        return None
+    """The module torch keeps ``device``'s random state in (``torch.cuda``, ``torch.npu`` once torch_npu is
+    imported, ...); None when it has none of its own (a CPU: its state is ``torch.get_rng_state()``)."""
     module = getattr(torch, device.type, None)
     return module if module is not None and hasattr(module, "get_rng_state") else None
 
@@ -87,14 +86,14 @@ class RandomState:
 
     @contextlib.contextmanager
     def replay(self) -> Iterator[None]:
-        """Run the block from this state, then put the random streams back where they were."""
-        module = _device_module(self.device)
-        devices = [self.device] if module is not None else []
-        with torch.random.fork_rng(devices=devices, device_type=self.device.type if devices else "cuda"):
-            torch.set_rng_state(self.cpu)
-            if module is not None:
-                module.set_rng_state(self.accelerator, self.device)
+        """Run the block from this state, then put the random streams back where they were (what
+        ``torch.random.fork_rng`` does, for this one device, whatever its type)."""
+        now = RandomState.capture(self.device)
+        self.restore()
+        try:
             yield
+        finally:
+            now.restore()
 
     def restore(self) -> None:
         """Put the random streams back to this state for good (a step retried after running out of memory)."""

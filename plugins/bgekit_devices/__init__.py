@@ -42,61 +42,98 @@ class CpuBackend(DeviceBackend):
         return {"train": {"dtype": "fp32"}}
 
 
-class CudaBackend(DeviceBackend):
-    """NVIDIA GPUs: nccl, bf16 where the card supports it, else fp16."""
+class _AcceleratorBackend(DeviceBackend):
+    """What CUDA and Ascend share: ``torch.cuda`` and ``torch.npu`` (torch_npu) have the same interface."""
 
-    name = "cuda"
-    distributed_backend = "nccl"
+    #: the ``torch.device`` type
+    device_type = ""
 
-    @property
-    def autocast_dtypes(self) -> tuple[str, ...]:  # type: ignore[override]
-        import torch
-
-        return ("bf16", "fp16", "fp32") if torch.cuda.is_bf16_supported() else ("fp16", "fp32")
+    def _module(self) -> Any:
+        """``torch.cuda`` or ``torch.npu``."""
+        raise NotImplementedError
 
     def device(self, rank: int | None = None) -> Any:
         import torch
 
         index = local_rank() if rank is None else rank
-        torch.cuda.set_device(index)
-        return torch.device("cuda", index)
+        self._module().set_device(index)
+        return torch.device(self.device_type, index)
 
     def device_count(self) -> int:
-        import torch
+        return self._module().device_count()
 
-        return torch.cuda.device_count()
+    def ddp_options(self, device: Any) -> dict[str, Any]:
+        return {"device_ids": [device.index]}
+
+    def process_group_options(self, device: Any) -> dict[str, Any]:
+        return {"device_id": device}  # binds the group to this process's device (no guessing by rank)
+
+    def rng_state(self) -> dict[str, Any]:
+        module = self._module()
+        if not module.is_initialized():  # nothing ran on it: do not start the runtime just to save a state
+            return {}
+        return {str(index): state for index, state in enumerate(module.get_rng_state_all())}
+
+    def set_rng_state(self, state: dict[str, Any]) -> None:
+        module = self._module()
+        count = module.device_count()
+        for key, tensor in state.items():
+            if int(key) < count:  # saved on a machine with more devices: those are not used here
+                module.set_rng_state(tensor, int(key))
 
     def memory_stats(self) -> dict[str, float]:
-        import torch
-
+        module = self._module()
         return {
-            "allocated": torch.cuda.memory_allocated() / _MIB,
-            "peak_allocated": torch.cuda.max_memory_allocated() / _MIB,
-            "reserved": torch.cuda.memory_reserved() / _MIB,
+            "allocated": module.memory_allocated() / _MIB,
+            "peak_allocated": module.max_memory_allocated() / _MIB,
+            "reserved": module.memory_reserved() / _MIB,
         }
 
     def reset_peak_memory(self) -> None:
-        import torch
-
-        torch.cuda.reset_peak_memory_stats()
+        self._module().reset_peak_memory_stats()
 
     def empty_cache(self) -> None:
-        import torch
-
-        torch.cuda.empty_cache()
+        self._module().empty_cache()
 
     def synchronize(self) -> None:
+        self._module().synchronize()
+
+    def device_info(self, device: Any) -> dict[str, str]:
+        return {"name": self._module().get_device_name(device)}
+
+
+class CudaBackend(_AcceleratorBackend):
+    """NVIDIA GPUs: nccl, bf16 where the card supports it, else fp16; fused AdamW, pinned batches."""
+
+    name = "cuda"
+    device_type = "cuda"
+    distributed_backend = "nccl"
+    pin_memory = True
+
+    def _module(self) -> Any:
         import torch
 
-        torch.cuda.synchronize()
+        return torch.cuda
+
+    @property
+    def autocast_dtypes(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("bf16", "fp16", "fp32") if self._module().is_bf16_supported() else ("fp16", "fp32")
+
+    def optimizer_options(self) -> dict[str, Any]:
+        return {"fused": True}
 
 
-class AscendBackend(DeviceBackend):
-    """Huawei Ascend NPUs through torch_npu: hccl, bf16 and fp16."""
+class AscendBackend(_AcceleratorBackend):
+    """Huawei Ascend NPUs through torch_npu: hccl, bf16 (Atlas A2 and later) and fp16.
+
+    AdamW runs unfused (``fused=True`` needs a kernel torch_npu does not
+    promise; its own ``NpuFusedAdamW`` is a different optimizer) and batches
+    are not pinned (not checked on Ascend hardware).
+    """
 
     name = "ascend"
+    device_type = "npu"
     distributed_backend = "hccl"
-    autocast_dtypes = ("bf16", "fp16", "fp32")
 
     @staticmethod
     def _npu() -> Any:
@@ -105,33 +142,13 @@ class AscendBackend(DeviceBackend):
 
         return torch.npu
 
-    def device(self, rank: int | None = None) -> Any:
-        import torch
+    def _module(self) -> Any:
+        return self._npu()
 
-        npu = self._npu()
-        index = local_rank() if rank is None else rank
-        npu.set_device(index)
-        return torch.device("npu", index)
-
-    def device_count(self) -> int:
-        return self._npu().device_count()
-
-    def memory_stats(self) -> dict[str, float]:
-        npu = self._npu()
-        return {
-            "allocated": npu.memory_allocated() / _MIB,
-            "peak_allocated": npu.max_memory_allocated() / _MIB,
-            "reserved": npu.memory_reserved() / _MIB,
-        }
-
-    def reset_peak_memory(self) -> None:
-        self._npu().reset_peak_memory_stats()
-
-    def empty_cache(self) -> None:
-        self._npu().empty_cache()
-
-    def synchronize(self) -> None:
-        self._npu().synchronize()
+    @property
+    def autocast_dtypes(self) -> tuple[str, ...]:  # type: ignore[override]
+        supported = getattr(self._npu(), "is_bf16_supported", lambda: True)
+        return ("bf16", "fp16", "fp32") if supported() else ("fp16", "fp32")
 
 
 def cuda_available() -> bool:

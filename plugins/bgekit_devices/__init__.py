@@ -126,9 +126,11 @@ class CudaBackend(_AcceleratorBackend):
 class AscendBackend(_AcceleratorBackend):
     """Huawei Ascend NPUs through torch_npu: hccl, bf16 (Atlas A2 and later) and fp16.
 
-    AdamW runs unfused (``fused=True`` needs a kernel torch_npu does not
-    promise; its own ``NpuFusedAdamW`` is a different optimizer) and batches
-    are not pinned (not checked on Ascend hardware).
+    AdamW runs unfused: ``fused=True`` needs a ``_fused_adamw_`` kernel that
+    torch_npu does not promise for every release (its own ``NpuFusedAdamW`` is a
+    separate optimizer class). Batches are not pinned: recent torch_npu pins
+    through its host caching allocator, but older releases paired with
+    torch 2.2 are not known to, and it is unchecked on Ascend hardware here.
     """
 
     name = "ascend"

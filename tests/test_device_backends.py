@@ -187,6 +187,36 @@ def test_ascend_is_chosen_first_when_torch_npu_is_there(fake_npu, bgekit_pm):
     assert select_backend(bgekit_pm.registry).name == "ascend"
 
 
+def test_process_group_gets_the_backends_options(monkeypatch, fake_cuda):
+    from bgekit.train.distributed import setup_process
+
+    calls = []
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: False)
+    monkeypatch.setattr(torch.distributed, "init_process_group", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setenv("WORLD_SIZE", "2"), monkeypatch.setenv("RANK", "1"), monkeypatch.setenv("LOCAL_RANK", "1")
+    process = setup_process(CudaBackend())
+    assert calls == [{"backend": "nccl", "device_id": torch.device("cuda", 1)}]
+    assert (process.rank, process.device) == (1, torch.device("cuda", 1))
+    setup_process(CpuBackend())
+    assert calls[-1] == {"backend": "gloo"}
+
+
+def test_bench_names_the_device_through_the_backend():
+    from bgekit.evaluate.bench import _report
+
+    model = torch.nn.Linear(2, 2)
+    model.device = torch.device("cpu")
+
+    class Named(CpuBackend):
+        def device_info(self, device):
+            return {"name": f"accelerator for {device}"}
+
+    report = _report(model, Named(), "retriever", 8, 1, [])
+    assert report["device"] == {"backend": "cpu", "device": "cpu", "name": "accelerator for cpu"}
+    assert set(_report(model, CpuBackend(), "retriever", 8, 1, [])["device"]) == {"backend", "device", "name",
+                                                                                   "threads"}
+
+
 # -- RNG states through the checkpoint functions ---------------------------------------
 
 def test_cpu_resume_draws_the_same_numbers(tmp_path):

@@ -7,7 +7,8 @@ where it stopped:
 - ``trainer_state.pt``: step, optimizer, scheduler, GradScaler, sampler
   position (epoch, batches served), failed-batch count;
 - ``rng_state_<rank>.pt``: Python, NumPy, torch and accelerator RNG states
-  of each rank (dropout masks depend on them);
+  of each rank (dropout masks depend on them; the accelerator's come from
+  the device backend, under its name);
 - ``bgekit_manifest.json``, written last: every other file with its size and
   SHA-256. It is the mark that bgekit wrote the folder (pruning deletes no
   folder without it) and what ``resume_from`` verifies before loading.

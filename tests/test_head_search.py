@@ -59,10 +59,24 @@ class MeanVectorHead(Head):
         return np.einsum("qh,qch->qc", queries, index[np.maximum(candidates, 0)])
 
 
+class PlainMeanHead(MeanVectorHead):
+    """The same vectors with the base class's search defaults only (inner product over (N, D) arrays),
+    as a re-scorer that sits out of hybrids unless given a weight."""
+
+    retrieves = False
+    hybrid_weight = 0.0
+    score_candidates = Head.score_candidates
+
+
+RESCORER = "plain-mean"
+
+
 class ThirdPartyPlugin:
     @bgekit.hookimpl
     def bgekit_heads(self):
         yield HeadSpec(name=NAME, summary="masked mean vector (a test's plugin head)", factory=MeanVectorHead,
+                       params_schema={"properties": {}})
+        yield HeadSpec(name=RESCORER, summary="masked mean vector, re-scoring only", factory=PlainMeanHead,
                        params_schema={"properties": {}})
 
 
@@ -89,7 +103,8 @@ def model_dir(plugin, encoder_dir, tmp_path):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = Embedder.from_pretrained(str(encoder_dir), heads=[{"name": "dense"}, {"name": NAME}])
+        model = Embedder.from_pretrained(str(encoder_dir), heads=[{"name": "dense"}, {"name": NAME},
+                                                                        {"name": RESCORER}])
     torch.manual_seed(0)
     for param in model.encoder.parameters():
         if param.dim() == 2:
@@ -199,6 +214,26 @@ def test_the_plugin_head_joins_a_hybrid_with_dense(model, beir_dir):
     expected_ndcg = pytrec_eval.RelevanceEvaluator(data.qrels, {"ndcg_cut.10"}).evaluate(qrels_run)
     assert result.metrics["ndcg@10"] == pytest.approx(
         np.mean([v["ndcg_cut_10"] for v in expected_ndcg.values()]), abs=1e-6)
+
+
+def test_a_re_scoring_plugin_head_ranks_the_retrieving_heads_candidates(model, beir_dir):
+    from bgekit.evaluate.retrieval import retrieve
+
+    data = _data(beir_dir)
+    n, k = len(data.doc_ids), 3
+    expected = brute_force(model, data, {NAME: 1.0})  # the same vectors as the re-scorer's
+    found = retrieve(model, data, mode=RESCORER, top_k=n)  # k covers the corpus: exact
+    for i, row in enumerate(found.indices):
+        assert sorted(row.tolist()) == list(range(n))
+        assert np.allclose(found.scores[i], expected[i, row], atol=1e-5)
+    found = retrieve(model, data, mode=RESCORER, top_k=k)
+    dense = brute_force(model, data, {"dense": 1.0})
+    for i, row in enumerate(found.indices):  # candidates: the top k of dense and of mean-vector
+        union = set(np.argsort(-dense[i])[:k].tolist()) | set(np.argsort(-expected[i])[:k].tolist())
+        assert set(row.tolist()) == set(sorted(union, key=lambda j: -expected[i, j])[:k])
+    with_it = retrieve(model, data, mode="hybrid", top_k=n, weights={RESCORER: 1.0, NAME: 0.0})
+    for i, row in enumerate(with_it.indices):  # given a weight, it joins a hybrid
+        assert np.allclose(with_it.scores[i], dense[i, row] + expected[i, row], atol=1e-5)
 
 
 def test_weights_name_heads_and_bad_ones_say_what_is_wrong(model, beir_dir):

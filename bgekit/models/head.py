@@ -162,6 +162,14 @@ class Head(torch.nn.Module):
 
     def score_candidates(self, queries: Any, index: Any, candidates: np.ndarray) -> np.ndarray:
         """(Q, C) float32 scores of query i with passages ``candidates[i]`` (``-1`` pads a row; the
-        score there is ignored), on the same scale as :meth:`score`."""
+        score there is ignored), on the same scale as :meth:`score`.
+
+        The default fits a head whose ``encode`` output is one vector per text ((N, D) arrays,
+        kept by the default :meth:`index`) and whose score is their inner product; any other
+        head implements it.
+        """
+        if isinstance(queries, np.ndarray) and isinstance(index, np.ndarray) and queries.ndim == index.ndim == 2:
+            gathered = index[np.maximum(candidates, 0)]  # (Q, C, D)
+            return np.einsum("qd,qcd->qc", queries.astype(np.float32), gathered.astype(np.float32))
         raise NotImplementedError(f"head {type(self).__name__} cannot be searched; implement "
                                   "Head.score_candidates (and Head.search for a faster first stage)")

@@ -13,7 +13,6 @@ from bgekit.commands.params import MODEL_DIR
 from bgekit.evaluate.runs import (  # noqa: F401 - also imported from here by bgekit.commands.compare
     DEFAULT_METRICS,
     RERANKER_METRICS,
-    eval_data_paths,
     load_rerank_inputs,
     resolve_eval_data,
     save_result,

@@ -18,13 +18,14 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from bgekit.errors import BgekitError
-from bgekit.evaluate.search import HYBRID, HeadSearch
 from bgekit.evaluate.judged import judge_topk, order_topk
 from bgekit.evaluate.results import EvalResult, evaluate_judged
+from bgekit.evaluate.search import HYBRID, HeadSearch
 from bgekit.evaluate.trec import Qrels, format_run_lines, read_qrels
 
 #: the heads ``--weights "1,0.3,1"`` (three numbers, no names) gives weights to, in that order
 POSITIONAL_WEIGHTS = ("dense", "sparse", "colbert")
+
 
 @dataclass
 class EvalData:

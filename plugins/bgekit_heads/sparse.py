@@ -27,6 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from bgekit.evaluate.search import BLOCK_CELLS, top_k
 from bgekit.models.distributed import gather_padded
 from bgekit.models.head import Head, TokenBatch
 from bgekit.models.padding import pad_and_cat
@@ -96,10 +97,6 @@ class LexicalIndex:
         return matrix
 
 
-#: score-matrix cells held at once when searching blocks of queries
-SEARCH_BLOCK_CELLS = 1 << 24
-
-
 class SparseHead(Head):
     """``relu(Linear(h, 1))`` per token; weights stored in ``sparse_linear.pt``."""
 
@@ -162,10 +159,8 @@ class SparseHead(Head):
 
     def search(self, queries: Sequence[dict[str, float]], index: LexicalIndex,
                k: int) -> tuple[np.ndarray, np.ndarray]:
-        from bgekit.evaluate.search import top_k
-
         matrix = index.queries(queries)
-        block = max(1, SEARCH_BLOCK_CELLS // max(len(index), 1))
+        block = max(1, BLOCK_CELLS // max(len(index), 1))  # rows of the (queries x corpus) product held at once
         out_idx, out_scores = [], []
         for start in range(0, matrix.shape[0], block):
             scores = (matrix[start:start + block] @ index.transposed).toarray()

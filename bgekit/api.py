@@ -172,19 +172,38 @@ class HeadProtocol(Protocol):
       tensor, a list of dicts, a padded tensor plus mask, ...).
     - ``score(queries, passages)``: two representations -> (Q, P) float tensor of raw
       similarities, higher is more relevant; the trainer hands it to the losses as
-      ``scores[name]``. (Evaluation, search and the dense miner still know only the built-in
-      dense/sparse/colbert heads; routing them through this interface is issue 14's next part.)
+      ``scores[name]``.
     - ``export(rep)``: one plain item per text (numpy array, ``{token: weight}`` dict, ...) for
       ``bgekit encode`` and the embedding caches; ``collate(items)`` joins those items, in input
-      order, into what ``encode`` hands its caller (e.g. a (N, D) float32 array).
+      order, into what ``encode`` hands its caller (e.g. a (N, D) float32 array), with ``len()``
+      the number of texts. The miner's pool cache stores an (N, ...) array, a list of arrays or
+      a list of ``{key: number}`` dicts; other shapes are encoded again each run.
     - ``weights_file``: the file in the saved model folder that holds ``module_for_weights``'s
       ``state_dict`` (FlagEmbedding layout, ``sparse_linear.pt``), or None for heads without
       parameters; ``gatherable``: True when every text's representation has one fixed shape,
       so passages can be gathered across data-parallel ranks for extra negatives.
+
+    Search (``bgekit eval retriever --mode NAME``, hybrids, the dense miner's ``mode``) works on
+    ``collate``'s numpy output, never on tensors:
+
+    - ``index(passages, config)``: the corpus's encodings made ready for many searches (the
+      default keeps them); ``config`` is the miner's FAISS choice (``IndexConfig``) or None for
+      exact CPU search, and only vector heads need it.
+    - ``search(queries, index, k)``: ``(indices, scores)``, each (Q, k) (int64, float32), the k
+      best passages per query in any order, ``-1`` for an empty slot. The default scores every
+      passage with ``score_candidates``.
+    - ``score_candidates(queries, index, candidates)``: (Q, C) float32 scores of query i with
+      passages ``candidates[i]`` (``-1`` pads; ignored), on ``score``'s scale. The default is the
+      inner product when ``collate`` gives (N, D) arrays; other heads implement it.
+    - ``retrieves``: False for a head that only re-scores (ColBERT): its mode and hybrids rank
+      the candidates of the model's retrieving heads. ``hybrid_weight``: its weight in a hybrid
+      unless the user gives one (dense 1, sparse 0.3, colbert 1).
     """
 
     weights_file: str | None
     gatherable: bool
+    retrieves: bool
+    hybrid_weight: float
 
     def represent(self, hidden: "torch.Tensor", batch: "TokenBatch") -> Any: ...
 
@@ -193,6 +212,12 @@ class HeadProtocol(Protocol):
     def export(self, rep: Any) -> list[Any]: ...
 
     def collate(self, items: list[Any]) -> Any: ...
+
+    def index(self, passages: Any, config: Any = None) -> Any: ...
+
+    def search(self, queries: Any, index: Any, k: int) -> "tuple[np.ndarray, np.ndarray]": ...
+
+    def score_candidates(self, queries: Any, index: Any, candidates: "np.ndarray") -> "np.ndarray": ...
 
 
 # --------------------------------------------------------------------------

@@ -70,8 +70,8 @@ EVAL_DATA = _obj(
         "qrels": _str(None, "qrels: TSV 'query-id corpus-id score' or TREC 'qid 0 docid rel'"),
         "metrics": {"type": "array", "items": {"type": "string", "$name_of": "metric"}, "default": ["ndcg@10", "recall@100", "mrr@10"],
                     "description": "metric names as users write them, e.g. ndcg@10"},
-        "mode": {"enum": ["dense", "sparse", "colbert", "hybrid"], "default": "dense",
-                 "description": "which head(s) retrieve"},
+        "mode": _str("dense", "which head(s) retrieve: a head of the model (dense, sparse, colbert or a "
+                              "plugin's) or hybrid, checked against the model's heads when it loads"),
         "top_k": _int(100, "documents retrieved per query", 1),
         "batch_size": _int(64, "texts encoded per batch", 1),
         "every_steps": _int(0, "evaluate every N optimiser steps during training (0: only at the end)", 0),

@@ -24,10 +24,19 @@ def _rng(text: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little"))
 
 
+def built_in_heads() -> dict:
+    """The built-in heads' objects: the miner searches through their search interface."""
+    from bgekit_heads.colbert import ColbertHead
+    from bgekit_heads.dense import DenseHead
+    from bgekit_heads.sparse import SparseHead
+
+    return {"dense": DenseHead(16), "sparse": SparseHead(16), "colbert": ColbertHead(16, 8)}
+
+
 class SeededEmbedder:
     """Same interface as :meth:`bgekit.models.Embedder.encode`; representations depend on the text only."""
 
-    heads = {"dense": None, "sparse": None, "colbert": None}
+    heads = built_in_heads()
     head_configs = [{"name": "dense"}, {"name": "sparse"}, {"name": "colbert"}]
 
     def __init__(self) -> None:

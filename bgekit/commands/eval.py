@@ -10,13 +10,13 @@ import click
 from rich.console import Console
 
 from bgekit.commands.params import MODEL_DIR
-from bgekit.recipe_schema import EVAL_DATA
-
-DEFAULT_METRICS: list[str] = list(EVAL_DATA["properties"]["metrics"]["default"])
-
-
-#: a reranker's defaults add top-1 accuracy, the number reranker papers report
-RERANKER_METRICS: list[str] = DEFAULT_METRICS + ["accuracy@1"]
+from bgekit.evaluate.runs import (  # noqa: F401 - also imported from here by bgekit.commands.compare
+    DEFAULT_METRICS,
+    RERANKER_METRICS,
+    load_rerank_inputs,
+    resolve_eval_data,
+    save_result,
+)
 
 
 def split_metrics(values: Sequence[str], defaults: Sequence[str] = DEFAULT_METRICS) -> list[str]:
@@ -146,10 +146,13 @@ def eval_data_options(func):
 
 #: every model option of the eval, compare commands; each command picks the ones it takes
 MODEL_OPTIONS = {
-    "mode": click.option("--mode", type=click.Choice(["dense", "sparse", "colbert", "hybrid"]), default="dense",
-                         show_default=True, help="which head(s) retrieve; colbert re-scores dense+sparse candidates"),
-    "weights": click.option("--weights", default="1,0.3,1", show_default=True,
-                            help="hybrid weights of dense,sparse,colbert scores"),
+    "mode": click.option("--mode", default="dense", show_default=True, metavar="HEAD|hybrid",
+                         help="which head(s) retrieve: a head of the model (dense, sparse, colbert or a plugin's) "
+                              "or hybrid; colbert re-scores the candidates of the retrieving heads (dense+sparse)"),
+    "weights": click.option("--weights", metavar="WEIGHTS",
+                            help="hybrid weights by head, e.g. dense=1,sparse=0.3,colbert=1, or three numbers "
+                                 "dense,sparse,colbert (1,0.3,1); heads not named keep their own weight  "
+                                 "[default: each head's own: dense 1, sparse 0.3, colbert 1]"),
     "top_k": click.option("--top-k", type=click.IntRange(min=1), default=100, show_default=True,
                           help="documents retrieved per query (a retriever), or taken from --run (a reranker)"),
     "batch_size": click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
@@ -183,105 +186,26 @@ retrieval_options = model_options("mode", "weights", "top_k", "batch_size", "que
 reranker_options = model_options("run", "top_k", "batch_size", "max_length", "query_max_length", "device")
 
 
-def resolve_eval_data(eval_data: str | None, split: str, corpus: str | None, queries: str | None,
-                      qrels: str | None):
-    """Load evaluation data from --eval-data and/or the single-file options (which win)."""
-    from bgekit.evaluate.retrieval import load_eval_data
-
-    return load_eval_data(*eval_data_paths(eval_data, split, corpus, queries, qrels))
-
-
-def eval_data_paths(eval_data: str | None, split: str, corpus: str | None, queries: str | None,
-                    qrels: str | None) -> tuple[str, str, str]:
-    """(corpus, queries, qrels) from --eval-data and/or the single-file options (which win)."""
-    from bgekit.errors import BgekitError
-
-    if eval_data:
-        from bgekit.data.beir import find_beir_files
-
-        found = find_beir_files(eval_data, split)
-        corpus, queries, qrels = corpus or str(found.corpus), queries or str(found.queries), qrels or str(found.qrels)
-    missing = [name for name, value in (("--corpus", corpus), ("--queries", queries), ("--qrels", qrels))
-               if not value]
-    if missing:
-        raise BgekitError(f"missing {', '.join(missing)}; give them, or --eval-data DIR with a BEIR layout")
-    return corpus, queries, qrels
-
-
 def run_retriever_eval(model_path: str, data, names: list[str], options: dict, label: str | None = None,
                        quiet: bool = False):
-    """Load a model, evaluate it on ``data`` and return (result, retrieval)."""
+    """:func:`bgekit.evaluate.runs.run_retriever_eval` with a progress bar (none with ``quiet``)."""
     from bgekit.commands.progress import step_progress
-    from bgekit.evaluate.retrieval import (
-        evaluate_retriever,
-        load_embedder,
-        parse_weights,
-    )
+    from bgekit.evaluate import runs
 
-    model = load_embedder(model_path, options["device"])
-    with step_progress("encoding", len(data.doc_texts) + len(data.query_texts), quiet=quiet) as progress:
-        result, found = evaluate_retriever(
-            _ReportingEncoder(model, progress.advance), data, names, label=label or Path(model_path).name,
-            mode=options["mode"], top_k=options["top_k"],
-            weights=parse_weights(options["weights"]), batch_size=options["batch_size"],
-            query_max_length=options["query_max_length"], passage_max_length=options["passage_max_length"],
-        )
-    result.info["model"] = str(model_path)
-    return result, found
-
-
-def save_result(output_dir: str | Path, result, ranking) -> None:
-    """``run.trec`` (from ``ranking.run_lines``), ``metrics.json`` and ``per_query.jsonl`` into ``output_dir``."""
-    from bgekit.evaluate.results import run_tag, write_result
-
-    write_result(output_dir, result, ranking.run_lines(tag=run_tag(result.label)))
-
-
-def pair_progress(total: int, quiet: bool = False):
-    """Progress of scoring ``total`` (query, passage) pairs; yields the ``progress(n)`` callback scoring takes."""
-    from bgekit.commands.progress import step_progress
-
-    return step_progress("reranking", total, quiet=quiet)
-
-
-class _ReportingEncoder:
-    """An embedder whose ``encode`` reports each batch to ``progress`` (the retrieval engine passes none)."""
-
-    def __init__(self, model, progress) -> None:  # noqa: ANN001 - any Embedder and a progress(n) callback
-        self._model, self._progress = model, progress
-
-    def __getattr__(self, name: str):
-        return getattr(self._model, name)
-
-    def encode(self, texts, **options):  # noqa: ANN001, ANN201 - Embedder.encode's signature
-        return self._model.encode(texts, progress=self._progress, **options)
-
-
-def load_rerank_inputs(eval_data: str | None, split: str, corpus: str | None, queries: str | None,
-                       qrels: str | None, run_path: str | None, top_k: int):
-    """Candidates (from --run, or the qrels) and their texts, for a reranker."""
-    from bgekit.evaluate.reranking import load_rerank_data
-
-    corpus, queries, qrels = eval_data_paths(eval_data, split, corpus, queries, qrels)
-    return load_rerank_data(corpus, queries, qrels, run=run_path, top_k=top_k)
+    return runs.run_retriever_eval(model_path, data, names, options, label, quiet, progress=_progress(step_progress))
 
 
 def run_reranker_eval(model_path: str, data, names: list[str], options: dict, label: str | None = None,
                       quiet: bool = False):
-    """Load a reranker, evaluate it on ``data`` (a RerankData) and return (result, reranking)."""
-    from transformers.utils import logging as hf_logging
+    """:func:`bgekit.evaluate.runs.run_reranker_eval` with a progress bar (none with ``quiet``)."""
+    from bgekit.commands.progress import step_progress
+    from bgekit.evaluate import runs
 
-    from bgekit.evaluate.reranking import evaluate_reranker, load_cross_encoder
+    return runs.run_reranker_eval(model_path, data, names, options, label, quiet, progress=_progress(step_progress))
 
-    hf_logging.disable_progress_bar()  # our own bar follows
-    model = load_cross_encoder(model_path, options["device"], max_length=options["max_length"],
-                               query_max_length=options["query_max_length"])
-    with pair_progress(data.num_pairs, quiet) as progress:
-        result, reranked = evaluate_reranker(model, data, names, label=label or Path(model_path).name,
-                                             top_k=options["top_k"], batch_size=options["batch_size"],
-                                             progress=progress)
-    result.info["model"] = str(model_path)
-    return result, reranked
+
+def _progress(step_progress):  # noqa: ANN001, ANN202 - adapts step_progress to runs.Progress
+    return lambda label, total, quiet: step_progress(label, total, quiet=quiet)
 
 
 @eval_group.command("retriever")
@@ -392,6 +316,7 @@ def pipeline_command(retriever_path: str, reranker_path: str, eval_data: str | N
     from bgekit.commands.progress import step_progress
     from bgekit.evaluate.display import distinct_labels
     from bgekit.evaluate.retrieval import load_embedder, parse_weights
+    from bgekit.evaluate.runs import ReportingEncoder
 
     names = split_metrics(metrics, RERANKER_METRICS)
     resolve(names)
@@ -410,7 +335,7 @@ def pipeline_command(retriever_path: str, reranker_path: str, eval_data: str | N
             progress.advance(n)
 
         result, final, first, found = evaluate_pipeline(
-            _ReportingEncoder(retriever, progress.advance), reranker, data, names, retrieve_top=retrieve_top,
+            ReportingEncoder(retriever, progress.advance), reranker, data, names, retrieve_top=retrieve_top,
             rerank_top=rerank_top, label=f"{retriever_name} + {reranker_name}", mode=options["mode"],
             weights=weights, batch_size=options["batch_size"], query_max_length=options["query_max_length"],
             passage_max_length=options["passage_max_length"], max_length=options["max_length"], progress=reranked)

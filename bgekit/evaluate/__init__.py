@@ -4,9 +4,11 @@
 - :mod:`~bgekit.evaluate.judged`: rankings ordered the trec_eval way, as grade matrices;
 - :mod:`~bgekit.evaluate.metrics`: metric names (``ndcg@10``) resolved through the
   metric plugins and computed per query;
-- :mod:`~bgekit.evaluate.search` and :mod:`~bgekit.evaluate.retrieval`: dense, sparse,
-  colbert and hybrid search over an :class:`~bgekit.models.Embedder`'s encodings;
+- :mod:`~bgekit.evaluate.search` and :mod:`~bgekit.evaluate.retrieval`: search with any head of
+  an :class:`~bgekit.models.Embedder` (or a hybrid of heads) through the head interface;
   :func:`~bgekit.evaluate.retrieval.evaluate_embedder` for use during training;
+- :mod:`~bgekit.evaluate.runs`: a saved model evaluated from paths and options, as
+  ``bgekit eval``, ``bgekit compare`` and ``task: evaluate`` do;
 - :mod:`~bgekit.evaluate.results`: result directories (``metrics.json``, ``per_query.jsonl``, ``run.trec``);
 - :mod:`~bgekit.evaluate.stats` and :mod:`~bgekit.evaluate.compare`: paired statistics;
 - :mod:`~bgekit.evaluate.bench`: throughput, latency and memory;

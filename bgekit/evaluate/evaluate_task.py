@@ -19,9 +19,12 @@ EVAL_FILES = ("corpus", "queries", "qrels")
 
 def run(recipe: Any, backend: Any) -> dict[str, Any]:
     """Evaluate the recipe's model on its ``evaluate`` data; returns the output folder and the aggregates."""
-    from bgekit.commands.eval import DEFAULT_METRICS, emit, run_retriever_eval, save_result
+    from rich.console import Console
+
+    from bgekit.evaluate.display import metrics_table, show_table
     from bgekit.evaluate.metrics import resolve
     from bgekit.evaluate.retrieval import load_eval_data
+    from bgekit.evaluate.runs import DEFAULT_METRICS, run_retriever_eval, save_result
     from bgekit.model_paths import resolve_model_path
 
     values = recipe.values
@@ -48,5 +51,5 @@ def run(recipe: Any, backend: Any) -> dict[str, Any]:
     result, found = run_retriever_eval(model_path, data, names, options)
     output_dir = values["output_dir"]
     save_result(output_dir, result, found)
-    emit([result], False, f"{model_path} ({options['mode']})", None)
+    show_table(metrics_table([result], title=f"{model_path} ({options['mode']})"), Console())
     return {"output": str(output_dir), "metrics": result.values.summary()}

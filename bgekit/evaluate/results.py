@@ -24,6 +24,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from bgekit.data.atomic import atomic_write
+from bgekit.data.example import RowError
+from bgekit.data.jsonlines import iter_jsonl_records
 from bgekit.errors import BgekitError
 from bgekit.evaluate.judged import Judged
 from bgekit.evaluate.metrics import MetricValues, compute
@@ -128,21 +130,20 @@ def read_result(directory: str | Path) -> EvalResult:
     num_rel: list[int] = []
     num_ret: list[int] = []
     path = root / PER_QUERY_FILE
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                qids.append(str(row["qid"]))
-                for name, value in row["metrics"].items():
-                    per_query.setdefault(name, []).append(float("nan") if value is None else float(value))
-                for name, value in row.get("weights", {}).items():
-                    weights.setdefault(name, []).append(float(value))
-                num_rel.append(int(row.get("num_rel", 0)))
-                num_ret.append(int(row.get("num_ret", 0)))
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                raise BgekitError(f"{path}:{lineno}: not a per-query result line ({exc})") from exc
+    for item in iter_jsonl_records(path, encoding="utf-8"):
+        if isinstance(item, RowError):
+            raise BgekitError(f"{path}:{item.line}: not a per-query result line ({item.reason})")
+        lineno, row = item
+        try:
+            qids.append(str(row["qid"]))
+            for name, value in row["metrics"].items():
+                per_query.setdefault(name, []).append(float("nan") if value is None else float(value))
+            for name, value in row.get("weights", {}).items():
+                weights.setdefault(name, []).append(float(value))
+            num_rel.append(int(row.get("num_rel", 0)))
+            num_ret.append(int(row.get("num_ret", 0)))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise BgekitError(f"{path}:{lineno}: not a per-query result line ({exc})") from exc
     if any(len(v) != len(qids) for v in (*per_query.values(), *weights.values())):
         raise BgekitError(f"{path}: every line must carry the same metrics")
     values = MetricValues(

@@ -18,14 +18,13 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from bgekit.errors import BgekitError
-from bgekit.evaluate import search
 from bgekit.evaluate.judged import judge_topk, order_topk
 from bgekit.evaluate.results import EvalResult, evaluate_judged
+from bgekit.evaluate.search import HYBRID, HeadSearch
 from bgekit.evaluate.trec import Qrels, format_run_lines, read_qrels
 
-MODES = ("dense", "sparse", "colbert", "hybrid")
-#: weights of dense, sparse and colbert scores in hybrid mode (M3's ensemble: dense + 0.3 sparse + colbert)
-DEFAULT_WEIGHTS = {"dense": 1.0, "sparse": 0.3, "colbert": 1.0}
+#: the heads ``--weights "1,0.3,1"`` (three numbers, no names) gives weights to, in that order
+POSITIONAL_WEIGHTS = ("dense", "sparse", "colbert")
 
 
 @dataclass
@@ -82,51 +81,52 @@ def _name(value: Any) -> str:
     return "(given in memory)" if isinstance(value, Mapping) else str(value)
 
 
-def parse_weights(text: str | Sequence[float] | None) -> dict[str, float]:
-    """``"1,0.3,1"`` -> dense/sparse/colbert weights."""
+def parse_weights(text: str | Sequence[float] | Mapping[str, float] | None) -> dict[str, float] | None:
+    """Hybrid weights by head name from ``"dense=1,sparse=0.3"`` (any head), or from three numbers
+    ``"1,0.3,1"`` (dense, sparse, colbert, as before names were accepted). ``None``: each head's own
+    ``hybrid_weight``. Heads not named keep their own weight."""
     if text is None:
-        return dict(DEFAULT_WEIGHTS)
-    parts = [p for p in text.split(",")] if isinstance(text, str) else list(text)
-    try:
-        values = [float(p) for p in parts]
-    except ValueError:
-        raise BgekitError(f"--weights '{text}': expected three numbers 'dense,sparse,colbert', e.g. 1,0.3,1") from None
-    if len(values) != 3 or any(v < 0 for v in values) or not any(values):
-        raise BgekitError(f"--weights '{text}': expected three non-negative numbers 'dense,sparse,colbert', "
-                          "not all zero, e.g. 1,0.3,1")
-    return dict(zip(("dense", "sparse", "colbert"), values))
+        return None
+    if isinstance(text, Mapping):
+        pairs = [(str(k), v) for k, v in text.items()]
+    else:
+        parts = [p.strip() for p in text.split(",")] if isinstance(text, str) else list(text)
+        named = [isinstance(p, str) and "=" in p for p in parts]
+        if any(named) and not all(named):
+            raise BgekitError(f"--weights '{text}': either NAME=WEIGHT for every head (dense=1,sparse=0.3) "
+                              "or three numbers dense,sparse,colbert (1,0.3,1), not both")
+        if all(named) and parts:
+            pairs = [tuple(x.strip() for x in p.split("=", 1)) for p in parts]
+        elif len(parts) == len(POSITIONAL_WEIGHTS):
+            pairs = list(zip(POSITIONAL_WEIGHTS, parts))
+        else:
+            raise BgekitError(f"--weights '{text}': expected NAME=WEIGHT pairs (dense=1,sparse=0.3,colbert=1) "
+                              "or three numbers 'dense,sparse,colbert', e.g. 1,0.3,1")
+    weights: dict[str, float] = {}
+    for name, value in pairs:
+        try:
+            weights[name] = float(value)
+        except (TypeError, ValueError):
+            raise BgekitError(f"--weights '{text}': the weight of '{name}' is not a number: '{value}'") from None
+        if not name or weights[name] < 0 or weights[name] != weights[name]:
+            raise BgekitError(f"--weights '{text}': weights are non-negative numbers given to head names, "
+                              f"not '{name}={value}'")
+    if not any(weights.values()):
+        raise BgekitError(f"--weights '{text}': weights must not all be zero, e.g. 1,0.3,1")
+    return weights
 
 
-def heads_needed(mode: str, weights: Mapping[str, float]) -> list[str]:
-    """The heads a mode encodes with: candidates come from dense + sparse for colbert and hybrid."""
-    if mode not in MODES:
-        raise BgekitError(f"unknown retrieval mode '{mode}'; choose one of {', '.join(MODES)}")
-    if mode in ("dense", "sparse"):
-        return [mode]
-    if mode == "colbert":
-        return ["dense", "sparse", "colbert"]
-    return ["dense", "sparse"] + (["colbert"] if weights.get("colbert") else [])
+def search_plan(model: Any, mode: str, weights: Mapping[str, float] | None = None) -> HeadSearch:
+    """How ``mode`` (a head of ``model`` or ``hybrid``) searches: the heads to encode, the candidate
+    sources, the weights; unknown modes and weights fail here, before anything is encoded."""
+    return HeadSearch(model.heads, mode, weights)
 
 
-def search_encoded(mode: str, queries: Mapping[str, Any], passages: Mapping[str, Any], top_k: int,
-                   weights: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
-    """(indices, scores) of the top k passages per query, unsorted within a row."""
-    if mode == "dense":
-        return search.dense_search(queries["dense"], passages["dense"], top_k)
-    if mode == "sparse":
-        return search.sparse_search(queries["sparse"], passages["sparse"], top_k)
-    dense_hits, _ = search.dense_search(queries["dense"], passages["dense"], top_k)
-    sparse_hits, _ = search.sparse_search(queries["sparse"], passages["sparse"], top_k)
-    candidates = search.union_candidates(dense_hits, sparse_hits)
-    used = {"colbert": 1.0} if mode == "colbert" else {k: v for k, v in weights.items() if v}
-    parts = {}
-    if "dense" in used:
-        parts["dense"] = search.dense_scores(queries["dense"], passages["dense"], candidates)
-    if "sparse" in used:
-        parts["sparse"] = search.sparse_scores(queries["sparse"], passages["sparse"], candidates)
-    if "colbert" in used:
-        parts["colbert"] = search.colbert_scores(queries["colbert"], passages["colbert"], candidates)
-    return search.rescore(candidates, parts, used, top_k)
+def search_encoded(plan: HeadSearch, queries: Mapping[str, Any], passages: Mapping[str, Any],
+                   top_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, scores) of the top k passages per query, unsorted within a row (exact search)."""
+    plan.index(passages)
+    return plan.search(queries, top_k)
 
 
 @dataclass
@@ -149,12 +149,8 @@ def retrieve(model: Any, data: EvalData, *, mode: str = "dense", top_k: int = 10
     """Encode with ``model`` (an :class:`~bgekit.models.Embedder`) and search."""
     if top_k < 1:
         raise BgekitError(f"top_k must be at least 1, not {top_k}")
-    weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
-    heads = heads_needed(mode, weights)
-    missing = [h for h in heads if h not in model.heads]
-    if missing:
-        raise BgekitError(f"mode '{mode}' needs the {', '.join(missing)} head(s); this model has "
-                          f"{', '.join(model.heads)}. Load it with those heads or pick another --mode")
+    plan = search_plan(model, mode, weights)
+    heads = plan.needed
     q_len = query_max_length or getattr(model, "query_max_length", 64)
     p_len = passage_max_length or getattr(model, "passage_max_length", 512)
     started = time.perf_counter()
@@ -162,7 +158,7 @@ def retrieve(model: Any, data: EvalData, *, mode: str = "dense", top_k: int = 10
     encoded = time.perf_counter()
     queries = model.encode(data.query_texts, is_query=True, batch_size=batch_size, max_length=q_len, heads=heads)
     queried = time.perf_counter()
-    indices, scores = search_encoded(mode, queries, passages, top_k, weights)
+    indices, scores = search_encoded(plan, queries, passages, top_k)
     indices, scores = order_topk(indices, scores, data.doc_ids)
     done = time.perf_counter()
     timings = {"encode_corpus_s": encoded - started, "encode_queries_s": queried - encoded, "search_s": done - queried}
@@ -177,12 +173,12 @@ def evaluate_retriever(model: Any, data: EvalData, metrics: Sequence[str], *, la
     from bgekit.evaluate.metrics import resolve
 
     resolve(metrics)  # bad metric names fail before any encoding
-    weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
+    plan = search_plan(model, mode, weights)
     found = retrieve(model, data, mode=mode, top_k=top_k, weights=weights, batch_size=batch_size,
                      query_max_length=query_max_length, passage_max_length=passage_max_length)
     judged = judge_topk(found.query_ids, found.doc_ids, found.indices, data.qrels)
     info: dict[str, Any] = {"mode": mode, "top_k": top_k, "num_documents": len(data.doc_ids),
-                            **({"weights": weights} if mode == "hybrid" else {}),
+                            **({"weights": plan.weights} if mode == HYBRID else {}),
                             "data": data.source, "timings": found.timings}
     return evaluate_judged(label, judged, metrics, info), found
 

@@ -43,35 +43,40 @@ def cache_key(model: str, settings: Mapping[str, Any], texts: Sequence[str]) -> 
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
-def _pack(encoded: Mapping[str, Any]) -> dict[str, np.ndarray]:
+def _pack(encoded: Mapping[str, Any]) -> dict[str, np.ndarray] | None:
+    """Each head's encodings as plain arrays, by their shape rather than the head's name: one array
+    (a vector per text), a list of arrays (token vectors per text) or a list of ``{key: weight}``
+    dicts (lexical weights). ``None`` when a head's output is none of these (not cached)."""
     arrays: dict[str, np.ndarray] = {}
-    if "dense" in encoded:
-        arrays["dense"] = np.asarray(encoded["dense"], dtype=np.float32)
-    if "sparse" in encoded:
-        rows = encoded["sparse"]
-        arrays["sparse_indptr"] = np.cumsum([0] + [len(r) for r in rows]).astype(np.int64)
-        arrays["sparse_tokens"] = np.array([int(t) for r in rows for t in r], dtype=np.int64)
-        arrays["sparse_weights"] = np.array([w for r in rows for w in r.values()], dtype=np.float32)
-    if "colbert" in encoded:
-        mats = encoded["colbert"]
-        arrays["colbert_offsets"] = np.cumsum([0] + [len(m) for m in mats]).astype(np.int64)
-        dim = next((m.shape[1] for m in mats if m.ndim == 2), 0)
-        arrays["colbert_vectors"] = (np.concatenate([m.reshape(-1, dim) for m in mats]).astype(np.float32)
-                                     if mats else np.zeros((0, dim), np.float32))
+    for name, value in encoded.items():
+        if isinstance(value, np.ndarray):
+            arrays[f"{name}.array"] = value
+        elif isinstance(value, list) and all(isinstance(r, dict) for r in value):
+            arrays[f"{name}.indptr"] = np.cumsum([0] + [len(r) for r in value]).astype(np.int64)
+            arrays[f"{name}.keys"] = np.array([str(k) for r in value for k in r], dtype=str)
+            arrays[f"{name}.values"] = np.array([w for r in value for w in r.values()], dtype=np.float32)
+        elif isinstance(value, list) and value and all(isinstance(r, np.ndarray) for r in value) \
+                and len({r.shape[1:] for r in value}) == 1:
+            arrays[f"{name}.offsets"] = np.cumsum([0] + [len(r) for r in value]).astype(np.int64)
+            arrays[f"{name}.rows"] = np.concatenate(value)
+        else:
+            return None
     return arrays
 
 
 def _unpack(arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if "dense" in arrays:
-        out["dense"] = arrays["dense"]
-    if "sparse_indptr" in arrays:
-        ptr, tokens, weights = arrays["sparse_indptr"], arrays["sparse_tokens"], arrays["sparse_weights"]
-        out["sparse"] = [{str(int(t)): float(w) for t, w in zip(tokens[a:b], weights[a:b])}
-                         for a, b in zip(ptr[:-1], ptr[1:])]
-    if "colbert_offsets" in arrays:
-        off, vectors = arrays["colbert_offsets"], arrays["colbert_vectors"]
-        out["colbert"] = [vectors[a:b] for a, b in zip(off[:-1], off[1:])]
+    for key, value in arrays.items():
+        name, _, part = key.rpartition(".")
+        if part == "array":
+            out[name] = value
+        elif part == "indptr":
+            keys, weights = arrays[f"{name}.keys"], arrays[f"{name}.values"]
+            out[name] = [{str(k): float(w) for k, w in zip(keys[a:b], weights[a:b])}
+                         for a, b in zip(value[:-1], value[1:])]
+        elif part == "offsets":
+            rows = arrays[f"{name}.rows"]
+            out[name] = [rows[a:b] for a, b in zip(value[:-1], value[1:])]
     return out
 
 
@@ -95,11 +100,15 @@ class EmbeddingCache:
             return None  # a damaged cache file is a miss, and is overwritten
 
     def put(self, key: str, encoded: Mapping[str, Any]) -> None:
+        """Store ``encoded``; a head output of a shape :func:`_pack` does not know is not cached."""
+        arrays = _pack(encoded)
+        if arrays is None:
+            return
         self.directory.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".partial", dir=self.directory)
         try:
             with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, **_pack(encoded))
+                np.savez(handle, **arrays)
             os.replace(tmp, self.path(key))
         except BaseException:
             with contextlib.suppress(FileNotFoundError):

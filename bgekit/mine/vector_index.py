@@ -68,6 +68,7 @@ class VectorIndex:
         self.config = config
         self.size, dim = vectors.shape
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.vectors = vectors  # kept for scoring given candidates exactly
         want_gpu = config.use_gpu is True or (config.use_gpu == "auto" and _cuda_available())
         faiss_gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
         if config.use_gpu is True and not (faiss_gpus or (config.index == "Flat" and _cuda_available())):

@@ -13,16 +13,28 @@ passages across data-parallel ranks need three more things from a head:
 representation) and :meth:`Head.gather` (every rank's batch). The defaults
 fit a representation that is one plain tensor; heads with richer
 representations (sparse, colbert) override them.
+
+Search (evaluation, mining, hybrids; :mod:`bgekit.evaluate.search`) works on
+what ``encode`` returns for the head (``collate``'s output: numpy arrays,
+lists of dicts), never on tensors: :meth:`Head.index` prepares the passages
+once, :meth:`Head.search` finds a query's top k over all of them (first
+stage, when :attr:`Head.retrieves`), :meth:`Head.score_candidates` scores
+given passages (re-ranking, hybrids, mined negatives' scores). A head that
+implements only ``score_candidates`` is searched exhaustively.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
+import numpy as np
 import torch
 
 from bgekit.models.padding import pad_and_cat
+
+if TYPE_CHECKING:
+    from bgekit.mine.vector_index import IndexConfig
 
 
 @dataclass
@@ -60,6 +72,13 @@ class Head(torch.nn.Module):
     #: shared across data-parallel ranks as extra negatives (cross-device negatives).
     #: A head that says False scores this rank's passages only.
     gatherable: ClassVar[bool] = False
+    #: Whether :meth:`search` can find candidates over a whole corpus (first stage). A head
+    #: that says False (ColBERT: too slow over every passage) only re-scores the candidates
+    #: the model's retrieving heads find.
+    retrieves: ClassVar[bool] = True
+    #: This head's weight in a hybrid unless the user gives one (BGE-M3's ensemble:
+    #: dense 1, sparse 0.3, colbert 1); 0 leaves it out of hybrids by default.
+    hybrid_weight: ClassVar[float] = 1.0
 
     @property
     def module_for_weights(self) -> torch.nn.Module | None:
@@ -119,3 +138,38 @@ class Head(torch.nn.Module):
             return gather_padded(rep)
         raise NotImplementedError(f"head {type(self).__name__} cannot gather its representation across "
                                   "ranks; override Head.gather or set gatherable = False")
+
+    # -- search (numpy, on what ``encode`` returns) --------------------------
+    def index(self, passages: Any, config: "IndexConfig | None" = None) -> Any:
+        """``passages`` (``collate``'s output for a corpus) made ready for many :meth:`search` and
+        :meth:`score_candidates` calls; the default keeps them as they are.
+
+        ``config`` is the miner's vector-index choice (FAISS Flat/IVF/HNSW, GPU); ``None``
+        asks for exact search on the CPU (evaluation). Heads without vectors ignore it.
+        """
+        return passages
+
+    def search(self, queries: Any, index: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(indices, scores), each (Q, k), of the k best passages per query, in any order; ``-1`` marks
+        an empty slot (a passage that must not be retrieved, e.g. sharing no token with the query).
+
+        The default scores every passage with :meth:`score_candidates`, a block of queries at a
+        time; it needs the default :meth:`index` (``len(index)`` passages) and sliceable queries.
+        """
+        from bgekit.evaluate.search import exhaustive_search
+
+        return exhaustive_search(self, queries, index, len(index), k)
+
+    def score_candidates(self, queries: Any, index: Any, candidates: np.ndarray) -> np.ndarray:
+        """(Q, C) float32 scores of query i with passages ``candidates[i]`` (``-1`` pads a row; the
+        score there is ignored), on the same scale as :meth:`score`.
+
+        The default fits a head whose ``encode`` output is one vector per text ((N, D) arrays,
+        kept by the default :meth:`index`) and whose score is their inner product; any other
+        head implements it.
+        """
+        if isinstance(queries, np.ndarray) and isinstance(index, np.ndarray) and queries.ndim == index.ndim == 2:
+            gathered = index[np.maximum(candidates, 0)]  # (Q, C, D)
+            return np.einsum("qd,qcd->qc", queries.astype(np.float32), gathered.astype(np.float32))
+        raise NotImplementedError(f"head {type(self).__name__} cannot be searched; implement "
+                                  "Head.score_candidates (and Head.search for a faster first stage)")

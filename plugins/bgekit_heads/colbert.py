@@ -1,7 +1,10 @@
 """ColBERT head: one normalised vector per token after CLS (multi-vector, late interaction).
 
 Score = mean over a query's tokens of the best similarity among the
-passage's tokens, padding excluded on both sides.
+passage's tokens, padding excluded on both sides. Scoring every passage of a
+corpus this way is slow, so in search the head only re-scores the candidates
+the model's retrieving heads find (``retrieves = False``), as FlagEmbedding
+does for M3.
 """
 
 from __future__ import annotations
@@ -71,6 +74,8 @@ class ColbertHead(Head):
 
     weights_file = "colbert_linear.pt"
     gatherable = True
+    retrieves = False
+    hybrid_weight = 1.0
 
     def __init__(self, hidden_size: int, colbert_dim: int = -1, normalize: bool = True) -> None:
         super().__init__()
@@ -110,3 +115,33 @@ class ColbertHead(Head):
         vectors = rep.vectors.detach().float().cpu().numpy()
         mask = rep.mask.cpu().numpy()
         return [v[m] for v, m in zip(vectors, mask)]
+
+    # -- search: late interaction over exported (tokens, D) arrays, candidates only --
+    def score_candidates(self, queries: Sequence[np.ndarray], index: Sequence[np.ndarray],
+                         candidates: np.ndarray) -> np.ndarray:
+        """Late-interaction scores of each query with its candidates (Q, C)."""
+        return late_interaction_numpy(queries, index, candidates)
+
+
+def late_interaction_numpy(queries: Sequence[np.ndarray], passages: Sequence[np.ndarray],
+                           candidates: np.ndarray) -> np.ndarray:
+    """(Q, C) mean over query tokens of the best candidate-token similarity; one query at a time,
+    its candidates' tokens stacked into one matrix product."""
+    out = np.zeros(candidates.shape, np.float32)
+    for i, (q, cands) in enumerate(zip(queries, candidates)):
+        valid = cands[cands >= 0]
+        if not len(valid) or not len(q):
+            continue
+        tokens = [passages[c] for c in valid]
+        lengths = np.array([len(t) for t in tokens])
+        nonempty = lengths > 0
+        if not nonempty.any():
+            continue
+        stacked = np.concatenate([t for t in tokens if len(t)]).astype(np.float32)
+        sims = q.astype(np.float32) @ stacked.T  # (Lq, total passage tokens)
+        offsets = np.concatenate([[0], np.cumsum(lengths[nonempty])[:-1]])
+        best = np.maximum.reduceat(sims, offsets, axis=1)  # (Lq, non-empty candidates)
+        scores = np.zeros(len(valid), np.float32)
+        scores[nonempty] = best.mean(axis=0)
+        out[i, cands >= 0] = scores
+    return out

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bgekit.mine.vector_index import IndexConfig, VectorIndex
 from bgekit.models.head import Head, TokenBatch
 
 from bgekit_heads import POOLINGS
@@ -30,6 +31,8 @@ class DenseHead(Head):
     """Pooling over the last hidden states, optionally L2-normalised; scores are dot products."""
 
     gatherable = True
+    retrieves = True
+    hybrid_weight = 1.0
 
     def __init__(self, hidden_size: int, pooling: str = "cls", normalize: bool = True) -> None:
         super().__init__()
@@ -51,6 +54,18 @@ class DenseHead(Head):
 
     def collate(self, items: list[np.ndarray]) -> np.ndarray:
         return np.stack(items).astype(np.float32) if items else np.zeros((0, self.hidden_size), np.float32)
+
+    # -- search: FAISS inner product over the (N, H) vectors --------------------
+    def index(self, passages: np.ndarray, config: IndexConfig | None = None) -> VectorIndex:
+        return VectorIndex(passages, config or IndexConfig(use_gpu=False))
+
+    def search(self, queries: np.ndarray, index: VectorIndex, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return index.search(queries, k)
+
+    def score_candidates(self, queries: np.ndarray, index: VectorIndex, candidates: np.ndarray) -> np.ndarray:
+        """Inner products of each query with its candidates."""
+        gathered = index.vectors[np.maximum(candidates, 0)]  # (Q, C, H)
+        return np.einsum("qh,qch->qc", np.asarray(queries, np.float32), gathered)
 
     def extra_repr(self) -> str:
         return f"pooling={self.pooling}, normalize={self.normalize}"

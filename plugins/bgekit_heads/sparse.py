@@ -10,15 +10,24 @@ vocabulary) tensor: the query batch's distinct token ids become a small
 local vocabulary of size U, every text's weights are max-reduced into a
 (batch, U) bag, and the scores are one (Q, U) @ (U, P) product. Passage
 tokens that no query contains cannot contribute and are dropped.
+
+Search works on the exported ``{token id: weight}`` dicts: the corpus becomes
+one sparse (passages x tokens) matrix, and a block of queries is scored
+against all of it with one sparse product, exactly; passages that share no
+token with the query are not retrieved (as an inverted index would not
+return them).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Sequence
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 
+from bgekit.evaluate.search import BLOCK_CELLS, top_k
 from bgekit.models.distributed import gather_padded
 from bgekit.models.head import Head, TokenBatch
 from bgekit.models.padding import pad_and_cat
@@ -54,11 +63,47 @@ def lexical_scores(queries: LexicalWeights, passages: LexicalWeights) -> torch.T
     return q_bags @ p_bags.transpose(0, 1)
 
 
+def lexical_matrix(weights: Sequence[dict[str, float]], vocabulary: dict[str, int]) -> sp.csr_matrix:
+    """Rows of {token: weight} as a CSR matrix; new tokens are added to ``vocabulary``."""
+    indptr, cols, data = [0], [], []
+    for row in weights:
+        for token, weight in row.items():
+            cols.append(vocabulary.setdefault(token, len(vocabulary)))
+            data.append(weight)
+        indptr.append(len(cols))
+    return sp.csr_matrix((np.array(data, np.float32), np.array(cols, np.int64), np.array(indptr, np.int64)),
+                         shape=(len(weights), max(len(vocabulary), 1)))
+
+
+@dataclass
+class LexicalIndex:
+    """A corpus's lexical weights as a (passages x tokens) matrix, plus its transpose for search."""
+
+    vocabulary: dict[str, int]
+    passages: sp.csr_matrix
+    transposed: sp.csr_matrix = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.transposed = self.passages.T.tocsr()
+
+    def __len__(self) -> int:
+        return self.passages.shape[0]
+
+    def queries(self, weights: Sequence[dict[str, float]]) -> sp.csr_matrix:
+        """Query weights over the corpus's tokens (tokens no passage has cannot score)."""
+        known = [{t: w for t, w in row.items() if t in self.vocabulary} for row in weights]
+        matrix = lexical_matrix(known, dict(self.vocabulary))
+        matrix.resize((matrix.shape[0], self.passages.shape[1]))
+        return matrix
+
+
 class SparseHead(Head):
     """``relu(Linear(h, 1))`` per token; weights stored in ``sparse_linear.pt``."""
 
     weights_file = "sparse_linear.pt"
     gatherable = True
+    retrieves = True
+    hybrid_weight = 0.3
 
     def __init__(self, hidden_size: int) -> None:
         super().__init__()
@@ -106,3 +151,31 @@ class SparseHead(Head):
                     lexical[key] = weight
             out.append(lexical)
         return out
+
+    # -- search: exact lexical matching over exported {token: weight} dicts --------
+    def index(self, passages: Sequence[dict[str, float]], config: Any = None) -> LexicalIndex:
+        vocabulary: dict[str, int] = {}
+        return LexicalIndex(vocabulary, lexical_matrix(passages, vocabulary))
+
+    def search(self, queries: Sequence[dict[str, float]], index: LexicalIndex,
+               k: int) -> tuple[np.ndarray, np.ndarray]:
+        matrix = index.queries(queries)
+        block = max(1, BLOCK_CELLS // max(len(index), 1))  # rows of the (queries x corpus) product held at once
+        out_idx, out_scores = [], []
+        for start in range(0, matrix.shape[0], block):
+            scores = (matrix[start:start + block] @ index.transposed).toarray()
+            scores[scores <= 0] = -np.inf  # no shared token: not retrieved
+            idx, top = top_k(scores, k)
+            out_idx.append(idx)
+            out_scores.append(top)
+        if not out_idx:
+            return np.zeros((0, min(k, len(index))), np.int64), np.zeros((0, min(k, len(index))), np.float32)
+        return np.concatenate(out_idx), np.concatenate(out_scores)
+
+    def score_candidates(self, queries: Sequence[dict[str, float]], index: LexicalIndex,
+                         candidates: np.ndarray) -> np.ndarray:
+        """Sums over shared tokens of weight products, for each query and its candidates."""
+        matrix = index.queries(queries)
+        rows = np.repeat(np.arange(candidates.shape[0]), candidates.shape[1])
+        products = matrix[rows].multiply(index.passages[np.maximum(candidates, 0).ravel()]).sum(axis=1)
+        return np.asarray(products, dtype=np.float32).reshape(candidates.shape)

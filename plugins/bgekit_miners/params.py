@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-MODES = ("dense", "sparse", "colbert", "hybrid")
-
 DENSE_PARAMS: dict[str, dict[str, Any]] = {
-    "mode": {"enum": list(MODES), "default": "dense",
-             "description": "which score ranks the pool: one head, or hybrid (weighted sum of heads)"},
+    "mode": {"type": "string", "default": "dense",
+             "description": "which score ranks the pool: a head of the model (dense, sparse, colbert, or a "
+                            "plugin head), or hybrid (weighted sum of heads)"},
     "weights": {
-        "type": "object", "additionalProperties": False, "default": {"dense": 1.0, "sparse": 0.3, "colbert": 1.0},
-        "properties": {h: {"type": "number", "minimum": 0} for h in ("dense", "sparse", "colbert")},
-        "description": "hybrid weights per head (BGE-M3's dense + 0.3 * sparse + colbert)",
+        "type": "object", "default": {}, "additionalProperties": {"type": "number", "minimum": 0},
+        "description": "hybrid weights by head name; heads not named keep their own (BGE-M3's "
+                       "dense 1, sparse 0.3, colbert 1)",
     },
     "rescore_depth": {"type": "integer", "minimum": 1, "default": 400,
-                      "description": "colbert/hybrid: candidates taken from each of dense and sparse search"},
+                      "description": "re-scoring modes (colbert, hybrid): candidates taken from each "
+                                     "retrieving head's search"},
 }
 
 BM25_PARAMS: dict[str, dict[str, Any]] = {

@@ -66,8 +66,9 @@ def _check_params(miner: str, params: dict[str, Any]) -> None:
 @click.option("--seed", type=int, help="seed for sampling and filling [default: 42]")
 @click.option("--scores", "with_scores", is_flag=True, default=None,
               help="also write the miner's scores as pos_scores/neg_scores")
-@click.option("--mode", type=click.Choice(["dense", "sparse", "colbert", "hybrid"]),
-              help="dense miner: which head scores [default: dense]")
+@click.option("--mode", metavar="HEAD|hybrid",
+              help="dense miner: which head scores: a head of the model (dense, sparse, colbert or a plugin's) "
+                   "or hybrid [default: dense]")
 @click.option("--index", "index_type", type=click.Choice(["Flat", "IVF", "HNSW"]),
               help="dense miner: FAISS index [default: Flat]")
 @click.option("--param", "extra", multiple=True, metavar="KEY=VALUE",

@@ -82,3 +82,9 @@ def test_public_api_stays_torch_free_until_a_heavy_name_is_used():
     code = ("import sys, bgekit.api as api; assert 'torch' not in sys.modules and 'numpy' not in sys.modules; "
             "api.parse_json; api.KNOWN_FIELDS; assert 'torch' not in sys.modules, 'reader helpers pulled in torch'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_docs_name_every_helper():
+    docs = (PLUGINS.parent / "docs" / "plugins.md").read_text(encoding="utf-8")
+    missing = [name for name in api._HELPERS if f"`{name}`" not in docs]
+    assert not missing, f"docs/plugins.md does not mention {missing}"

@@ -16,7 +16,6 @@ head says it can be searched. Then:
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import subprocess
@@ -30,6 +29,8 @@ from click.testing import CliRunner
 from bgekit.augment.mock_server import MockChatServer
 from bgekit.commands.plugins import plugins
 from bgekit.plugin_templates import KIND_NAMES, package_name
+from conftest import _run_bgekit as run_bgekit  # module-scoped fixtures cannot use the run_bgekit fixture
+from test_public_api import internal_imports
 
 #: component names (also distribution names): the device is the "fake-cpu" backend recipes select
 NAMES = {kind: f"e2e-{kind}" for kind in KIND_NAMES} | {"device": "fake-cpu"}
@@ -136,24 +137,14 @@ def fill_in(root: Path) -> list[Path]:
     return folders
 
 
-def bgekit_imports(package: Path) -> set[str]:
-    found = set()
-    for path in package.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "bgekit":
-                found.add(node.module)
-            elif isinstance(node, ast.Import):
-                found |= {a.name for a in node.names if a.name.split(".")[0] == "bgekit"}
-    return found
-
-
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> dict[str, str]:
     """The environment of a `bgekit` process that has the eight packages installed."""
     sources = tmp_path_factory.mktemp("e2e-src")
     folders = fill_in(sources)
     for folder in folders:  # the packages, tests aside, use only the public API
-        assert bgekit_imports(folder / package_name(folder.name)) <= {"bgekit.api"}, folder.name
+        for module in (folder / package_name(folder.name)).glob("*.py"):
+            assert not internal_imports(module), module
     target = tmp_path_factory.mktemp("e2e-site")
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
                     "--target", str(target), *map(str, folders)], check=True, capture_output=True, text=True)
@@ -161,9 +152,7 @@ def installed(tmp_path_factory) -> dict[str, str]:
 
 
 def bgekit(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    script = Path(sys.executable).parent / "bgekit"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "bgekit.cli"]
-    return subprocess.run([*command, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+    return run_bgekit(*args, env=env, cwd=cwd)
 
 
 def last_json(stdout: str):

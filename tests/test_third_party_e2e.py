@@ -246,8 +246,13 @@ def test_plugin_loss_trains_the_plugin_head(pipeline):
 def test_plugin_metric_is_reported(pipeline):
     metrics = json.loads((pipeline["out"] / "eval" / "metrics.json").read_text())["metrics"]
     assert set(metrics) >= {"e2e-metric@2", "e2e-metric", "ndcg@10"}
-    # relevant documents in the top 2 / in all 5 retrieved, averaged: each query has one relevant passage
-    assert 0 <= metrics["e2e-metric@2"] <= metrics["e2e-metric"] <= 1
+    per_query = [json.loads(line)["metrics"]
+                 for line in (pipeline["out"] / "eval" / "final" / "per_query.jsonl").read_text().splitlines()]
+    assert len(per_query) == 4
+    for values in per_query:  # one relevant passage per query: where ndcg@10 puts it says what e2e-metric counts
+        assert values["e2e-metric@2"] == (1.0 if values["ndcg@10"] > 0.63 else 0.0)  # rank 2: 1/log2(3) = 0.631
+        assert values["e2e-metric"] == (1.0 if values["ndcg@10"] > 0 else 0.0)  # anywhere in the top 5
+    assert metrics["e2e-metric@2"] == pytest.approx(sum(v["e2e-metric@2"] for v in per_query) / 4)
 
 
 def test_plugin_callback_receives_every_event(pipeline):

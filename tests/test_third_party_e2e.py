@@ -259,7 +259,7 @@ def test_plugin_callback_receives_every_event(pipeline):
     events = [json.loads(line) for line in (pipeline["out"] / "events.jsonl").read_text().splitlines()]
     kinds = [event["event"] for event in events]
     assert kinds[0] == "start" and kinds[-1] == "end" and events[-1]["status"] == "ok"
-    assert kinds.count("step") == 2 and events[0]["task"] == "embedder"
+    assert kinds.count("step") == 2 and kinds.count("checkpoint") == 1 and events[0]["task"] == "embedder"
     [evaluated] = [event for event in events if event["event"] == "evaluate"]
     assert set(evaluated["metrics"]) == {"e2e-metric@2", "e2e-metric", "ndcg@10"}
 

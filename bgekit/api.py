@@ -10,7 +10,11 @@ as the engines call it today (trainer, miner engine, evaluation, readers).
 Importing this module is cheap (no torch): plugins import it at top level so
 that ``bgekit plugins list`` stays fast. The base classes and records that
 need numpy or torch (:class:`Head`, :class:`TokenBatch`, :class:`Retriever`,
-...) are loaded on first attribute access.
+...) are loaded on first attribute access, and so are the helpers the
+built-in plugins use (``_HELPERS`` below: reading text and JSON files as the
+built-in formats do, BM25 and vector indexes, embedding caches, prompt and
+reply helpers for augmenters, ...). The built-in plugins import nothing else
+from bgekit, so whatever they can do a third-party plugin can do too.
 
 Kinds and their contracts:
 
@@ -101,6 +105,60 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
+
+
+# --------------------------------------------------------------------------
+# helpers for plugin authors: what the built-in plugins use, loaded on first
+# access like the names above. Each keeps the docstring of its definition.
+# --------------------------------------------------------------------------
+
+_HELPERS = {
+    # data formats: build records from rows, read text files as the built-in readers do
+    "KNOWN_FIELDS": "bgekit.data.example:KNOWN_FIELDS",  # the canonical keys; others go to Example.extra
+    "example_from_mapping": "bgekit.data.example:example_from_mapping",  # a row dict -> Example | RowError
+    "iter_lines": "bgekit.data.encoding:iter_lines",  # (line number, text) of a file, encoding detected
+    "open_text": "bgekit.data.encoding:open_text",
+    "resolve_encoding": "bgekit.data.encoding:resolve_encoding",  # "auto" -> the detected codec
+    "decode_error": "bgekit.data.encoding:decode_error",  # the BgekitError for undecodable bytes
+    "parse_json": "bgekit.data.jsonlines:parse_json",  # a value, or a JsonProblem saying why not
+    "JsonProblem": "bgekit.data.jsonlines:JsonProblem",
+    "iter_json_array": "bgekit.data.jsonstream:iter_json_array",  # stream a file's top-level array
+    "iter_json_array_text": "bgekit.data.jsonstream:iter_json_array_text",
+    "JsonSyntaxError": "bgekit.data.jsonstream:JsonSyntaxError",  # what the two streams yield for bad input
+    "TooDeep": "bgekit.data.jsonstream:TooDeep",
+    "TrailingValue": "bgekit.data.jsonstream:TrailingValue",
+    "adjacent_groups": "bgekit.data.grouping:adjacent_groups",  # one example from adjacent rows of a query
+    "RowGroup": "bgekit.data.grouping:Group",
+    "find_beir_files": "bgekit.data.beir:find_beir_files",  # BEIR-style evaluation data as examples
+    "BeirDataset": "bgekit.data.beir:BeirDataset",
+    "examples_from_judgements": "bgekit.data.beir:examples_from_judgements",
+    # miners and heads
+    "Bm25Index": "bgekit.data.lexical:Bm25Index",  # the tokenisation `bgekit data pairs` uses too
+    "VECTOR_INDEX_PARAMS": "bgekit.mine.vector_index:PARAMS",  # schema of index/nlist/nprobe/...
+    "IndexConfig": "bgekit.mine.vector_index:IndexConfig",
+    "VectorIndex": "bgekit.mine.vector_index:VectorIndex",  # FAISS (or numpy) Flat/IVF/HNSW search
+    "EmbeddingCache": "bgekit.mine.cache:EmbeddingCache",  # encoded pools kept between runs
+    "cache_key": "bgekit.mine.cache:cache_key",
+    "model_fingerprint": "bgekit.mine.cache:model_fingerprint",
+    "Embedder": "bgekit.models:Embedder",  # load a model folder and encode with its heads
+    "pad_and_cat": "bgekit.models.padding:pad_and_cat",
+    "gather_padded": "bgekit.models.distributed:gather_padded",  # cross-device negatives for a padded head
+    "select_backend": "bgekit.devices:select_backend",  # the device backend a recipe's `device` names
+    "get_registry": "bgekit.plugins:get_registry",  # every loaded plugin's components by kind and name
+    # callbacks
+    "truncate_jsonl_after": "bgekit.train.failures:truncate_jsonl_after",  # a resumed run rewrites its steps
+    # augmenters: input files, reply parsing, prompt templates a recipe may override
+    "read_passage_items": "bgekit.augment.augmenter:read_passage_items",
+    "read_training_items": "bgekit.augment.augmenter:read_training_items",
+    "guess_language": "bgekit.augment.filters:guess_language",
+    "language_name": "bgekit.augment.prompts:language_name",
+    "check_template": "bgekit.augment.prompts:check_template",
+    "render_template": "bgekit.augment.prompts:render",
+    "chat_messages": "bgekit.augment.prompts:messages",
+    "parse_reply_list": "bgekit.augment.prompts:parse_list",
+    "parse_reply_text": "bgekit.augment.prompts:parse_text",
+}
+_LAZY.update(_HELPERS)
 
 
 # --------------------------------------------------------------------------

@@ -111,18 +111,3 @@ def test_plugins_new_refuses_a_non_empty_folder_and_a_bad_name(tmp_path):
     result = CliRunner().invoke(plugins, ["new", "My Loss", "--kind", "loss", "--output", str(tmp_path / "x")])
     assert result.exit_code != 0 and "lowercase" in str(result.exception)
     assert not (tmp_path / "x").exists()
-
-
-def test_a_generated_metric_pip_installs_and_bgekit_uses_it(tmp_path, run_bgekit):
-    source = write_packages(tmp_path / "src")["metric"]
-    target = tmp_path / "installed"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(source)], check=True, capture_output=True, text=True)
-    (tmp_path / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\ta\t1\nq1\tc\t1\nq2\tc\t2\n")
-    (tmp_path / "run.trec").write_text("q1 Q0 a 1 3 x\nq1 Q0 b 2 2 x\nq1 Q0 c 3 1 x\nq2 Q0 a 1 2 x\nq2 Q0 c 2 1 x\n")
-    env = {**__import__("os").environ, "PYTHONPATH": str(target)}
-    result = run_bgekit("eval", "metrics", "--qrels", str(tmp_path / "qrels.tsv"), "--run", str(tmp_path / "run.trec"),
-                        "--metrics", "my-metric@2,my-metric", "--json", env=env)
-    assert result.returncode == 0, result.stderr
-    metrics = json.loads(result.stdout)["metrics"]
-    assert metrics == {"my-metric@2": pytest.approx(1.0), "my-metric": pytest.approx(1.5)}

@@ -1,8 +1,10 @@
-"""Prompt templates: the built-in ones, and the checks a recipe's own template must pass.
+"""Prompt helpers for augmenters (public as ``bgekit.api.check_template``, ``chat_messages``, ...).
 
 Templates use ``$name`` placeholders (:class:`string.Template`), so JSON and
 braces in a prompt need no escaping. Each augmenter documents its names; a
-template naming anything else is refused before any request is sent.
+template naming anything else is refused before any request is sent. The
+built-in prompts themselves belong to the built-in augmenters
+(``plugins/bgekit_augmenters/templates.py``).
 """
 
 from __future__ import annotations
@@ -19,35 +21,6 @@ LANGUAGE_NAMES = {
     "ko": "Korean", "fr": "French", "de": "German", "es": "Spanish", "it": "Italian", "pt": "Portuguese",
     "ru": "Russian", "ar": "Arabic", "nl": "Dutch", "vi": "Vietnamese", "id": "Indonesian",
 }
-
-SYSTEM = "You write data for training a search engine. Follow the instructions exactly."
-
-QUERIES = """Write $n different search queries in $language that a person might type to find the passage below.
-Each query must be answered by the passage, read like something a real person asks or searches for, and must not copy whole sentences from the passage. Vary their wording and what they ask about.
-Reply with a JSON array of $n strings and nothing else.
-$examples
-Passage:
-\"\"\"
-$passage
-\"\"\""""
-
-PARAPHRASE = """Rewrite the search query below in $n different ways in $language.
-Each rewrite must ask for exactly the same information, in other words than the original.
-Reply with a JSON array of $n strings and nothing else.
-
-Query:
-\"\"\"
-$query
-\"\"\""""
-
-TRANSLATE = """Translate the text below into $language. Keep its meaning, names and numbers.
-Reply with the translation only: no notes, no quotes, no explanations.
-
-Text:
-\"\"\"
-$text
-\"\"\""""
-
 
 def language_name(code: str) -> str:
     """``en`` -> ``English``; an unknown code is used as written (``Swahili`` works too)."""
@@ -69,19 +42,12 @@ def check_template(template: str, allowed: Iterable[str], where: str) -> Templat
 
 
 def render(template: Template, values: Mapping[str, Any]) -> str:
+    """The text of a checked template with ``values`` (each written with ``str``) in its placeholders."""
     return template.substitute({k: str(v) for k, v in values.items()})
 
 
-def few_shot_block(examples: Iterable[Mapping[str, Any]], what: str = "queries") -> str:
-    """Worked examples for the prompt: each a passage and the queries a person wrote for it."""
-    parts = []
-    for example in examples:
-        parts.append(f"Example passage:\n\"\"\"\n{example['passage']}\n\"\"\"\nExample {what}: "
-                     + json.dumps(list(example[what]), ensure_ascii=False))
-    return ("\n" + "\n\n".join(parts) + "\n") if parts else ""
-
-
-def messages(user: str, system: str | None = SYSTEM) -> list[dict[str, str]]:
+def messages(user: str, system: str | None = None) -> list[dict[str, str]]:
+    """OpenAI-style chat messages: the system message (when there is one), then the user's."""
     return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
 
 

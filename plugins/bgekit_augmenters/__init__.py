@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from bgekit.hookspecs import hookimpl
-from bgekit.registry import AugmenterSpec, lazy_factory
+from bgekit.api import AugmenterSpec, hookimpl, lazy_factory
 
 PROMPT = {"type": ["string", "null"], "default": None,
           "description": "your own prompt template (null: the built-in one); placeholders as $name"}

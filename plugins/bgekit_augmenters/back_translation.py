@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bgekit.augment import prompts
-from bgekit.augment.augmenter import Ask, Augmenter, Item, Unusable, read_training_items
-from bgekit.augment.filters import guess_language
+from bgekit.api import (Ask, Augmenter, Item, Unusable, guess_language, language_name, parse_reply_text,
+                        read_training_items)
 
 from bgekit_augmenters.common import TemplatePrompt
+from bgekit_augmenters.templates import TRANSLATE
 
 
 class BackTranslator(Augmenter):
@@ -22,7 +22,7 @@ class BackTranslator(Augmenter):
                  keep_original: bool = True, prompt: str | None = None, system: str | None = None) -> None:
         self.field, self.source, self.pivot, self.keep_original = field, source, pivot, keep_original
         self.target = "query" if field == "query" else "passage"
-        self.prompt = TemplatePrompt(prompts.TRANSLATE, prompt, system, ("language", "text"),
+        self.prompt = TemplatePrompt(TRANSLATE, prompt, system, ("language", "text"),
                                      "back-translation prompt")
 
     def read(self, path: str | Path) -> list[Item]:
@@ -34,15 +34,15 @@ class BackTranslator(Augmenter):
             raise Unusable("cannot tell the text's language; set source")
         if source == self.pivot:
             raise Unusable(f"the text is already in the pivot language '{self.pivot}'; pick another pivot")
-        there = ask(self.prompt.messages(language=prompts.language_name(self.pivot), text=item.text), self.parse,
+        there = ask(self.prompt.messages(language=language_name(self.pivot), text=item.text), self.parse,
                     expected_reply=item.text)
-        back = ask(self.prompt.messages(language=prompts.language_name(source), text=there), self.parse,
+        back = ask(self.prompt.messages(language=language_name(source), text=there), self.parse,
                    expected_reply=item.text)
         return [back]
 
     @staticmethod
     def parse(reply: str) -> str:
-        text = prompts.parse_text(reply)
+        text = parse_reply_text(reply)
         if not text:
             raise Unusable("empty translation")
         return text

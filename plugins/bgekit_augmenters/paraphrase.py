@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bgekit.augment import prompts
-from bgekit.augment.augmenter import Ask, Augmenter, Item, read_training_items
-from bgekit.augment.filters import guess_language
+from bgekit.api import Ask, Augmenter, Item, guess_language, language_name, read_training_items
 
 from bgekit_augmenters.common import TemplatePrompt, parse_texts
+from bgekit_augmenters.templates import PARAPHRASE
 
 
 class Paraphraser(Augmenter):
@@ -19,7 +18,7 @@ class Paraphraser(Augmenter):
     def __init__(self, language: str | None = None, per_query: int = 2, keep_original: bool = True,
                  prompt: str | None = None, system: str | None = None) -> None:
         self.language, self.n, self.keep_original = language, per_query, keep_original
-        self.prompt = TemplatePrompt(prompts.PARAPHRASE, prompt, system, ("n", "language", "query"),
+        self.prompt = TemplatePrompt(PARAPHRASE, prompt, system, ("n", "language", "query"),
                                      "paraphrase prompt")
 
     def read(self, path: str | Path) -> list[Item]:
@@ -27,7 +26,7 @@ class Paraphraser(Augmenter):
 
     def run(self, item: Item, ask: Ask) -> list[str]:
         language = self.output_language(item)
-        name = prompts.language_name(language) if language else "the same language as the query"
+        name = language_name(language) if language else "the same language as the query"
         messages = self.prompt.messages(n=self.n, language=name, query=item.text)
         return ask(messages, self.parse, expected_reply=json.dumps([item.text] * self.n, ensure_ascii=False))
 

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bgekit.augment import prompts
-from bgekit.augment.augmenter import Ask, Augmenter, Item, read_passage_items
+from bgekit.api import Ask, Augmenter, Item, language_name, read_passage_items
 
 from bgekit_augmenters.common import TemplatePrompt, parse_texts
+from bgekit_augmenters.templates import QUERIES, few_shot_block
 
 #: a stand-in query for dry-run estimates (about 12 tokens)
 TYPICAL_QUERY = "?" * 48
@@ -21,15 +21,15 @@ class QueryWriter(Augmenter):
     def __init__(self, language: str = "en", per_passage: int = 3, few_shot: list[dict[str, Any]] | None = None,
                  prompt: str | None = None, system: str | None = None) -> None:
         self.language, self.n = language, per_passage
-        self.prompt = TemplatePrompt(prompts.QUERIES, prompt, system, ("n", "language", "passage", "examples"),
+        self.prompt = TemplatePrompt(QUERIES, prompt, system, ("n", "language", "passage", "examples"),
                                      "queries prompt")
-        self.examples = prompts.few_shot_block(few_shot or [])
+        self.examples = few_shot_block(few_shot or [])
 
     def read(self, path: str | Path) -> list[Item]:
         return read_passage_items(path)
 
     def run(self, item: Item, ask: Ask) -> list[str]:
-        messages = self.prompt.messages(n=self.n, language=prompts.language_name(self.language),
+        messages = self.prompt.messages(n=self.n, language=language_name(self.language),
                                         passage=item.text, examples=self.examples)
         return ask(messages, self.parse, expected_reply=json.dumps([TYPICAL_QUERY] * self.n))
 

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from typing import Iterable
 
-import bgekit
-from bgekit.registry import CallbackSpec
+from bgekit.api import CallbackSpec, hookimpl
 
 from bgekit_callbacks.jsonl_logger import JsonlLogger
 from bgekit_callbacks.tensorboard import TensorBoardLogger
 
-__version__ = bgekit.__version__
 __all__ = ["JsonlLogger", "TensorBoardLogger"]
 
 
-@bgekit.hookimpl
+@hookimpl
 def bgekit_callbacks() -> Iterable[CallbackSpec]:
     yield CallbackSpec(
         name="jsonl-logger",

@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import bgekit
-from bgekit.train.failures import truncate_jsonl_after
+from bgekit.api import hookimpl, truncate_jsonl_after
 
 
 class JsonlLogger:
@@ -24,7 +23,7 @@ class JsonlLogger:
         self.path: Path | None = None
         self.truncated = False
 
-    @bgekit.hookimpl
+    @hookimpl
     def bgekit_on_run_start(self, run: Any) -> None:
         if run.is_main_process:
             self.path = Path(run.output_dir) / self.filename
@@ -42,18 +41,18 @@ class JsonlLogger:
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(line + "\n")
 
-    @bgekit.hookimpl
+    @hookimpl
     def bgekit_on_step_end(self, run: Any, step: int, metrics: dict) -> None:
         self._write(run, "train", step, {k: v for k, v in metrics.items() if k != "step"})
 
-    @bgekit.hookimpl
+    @hookimpl
     def bgekit_on_evaluate_end(self, run: Any, step: int, metrics: dict) -> None:
         self._write(run, "evaluate", step, metrics)
 
-    @bgekit.hookimpl
+    @hookimpl
     def bgekit_on_checkpoint(self, run: Any, step: int, path: str) -> None:
         self._write(run, "checkpoint", step, {"path": path})
 
-    @bgekit.hookimpl
+    @hookimpl
     def bgekit_on_run_end(self, run: Any, status: str) -> None:
         self._write(run, "end", -1, {"status": status})

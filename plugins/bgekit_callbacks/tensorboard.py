@@ -6,8 +6,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-import bgekit
-from bgekit.errors import BgekitError
+from bgekit.api import BgekitError, hookimpl
 
 
 class TensorBoardLogger:
@@ -21,7 +20,7 @@ class TensorBoardLogger:
         self.writer: Any = None
         self.is_main = False
 
-    @bgekit.hookimpl
+    @hookimpl
     def bgekit_on_run_start(self, run: Any) -> None:
         self.writer = None
         self.is_main = run.is_main_process
@@ -45,15 +44,15 @@ class TensorBoardLogger:
                 self.writer.add_scalar(f"{prefix}/{name}", value, step)
         self.writer.flush()
 
-    @bgekit.hookimpl
+    @hookimpl
     def bgekit_on_step_end(self, run: Any, step: int, metrics: dict) -> None:
         self._scalars(run, "train", step, metrics)
 
-    @bgekit.hookimpl
+    @hookimpl
     def bgekit_on_evaluate_end(self, run: Any, step: int, metrics: dict) -> None:
         self._scalars(run, "eval", step, metrics)
 
-    @bgekit.hookimpl
+    @hookimpl
     def bgekit_on_run_end(self, run: Any, status: str) -> None:
         if self.writer is not None:
             self.writer.close()

@@ -17,9 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import bgekit
-from bgekit.errors import BgekitError
-from bgekit.registry import CallbackSpec
+from bgekit.api import BgekitError, CallbackSpec, hookimpl
 
 #: keys and environment variable names that hold secrets
 SECRET_NAME = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential|auth)", re.IGNORECASE)
@@ -57,7 +55,7 @@ class WandbLogger:
         self.log_config = log_config
         self.run: Any = None
 
-    @bgekit.hookimpl
+    @hookimpl
     def bgekit_on_run_start(self, run: Any) -> None:
         if not run.is_main_process:
             return
@@ -76,22 +74,22 @@ class WandbLogger:
         if values:
             self.run.log(values, step=step)
 
-    @bgekit.hookimpl
+    @hookimpl
     def bgekit_on_step_end(self, run: Any, step: int, metrics: dict) -> None:
         self._log("train", step, metrics)
 
-    @bgekit.hookimpl
+    @hookimpl
     def bgekit_on_evaluate_end(self, run: Any, step: int, metrics: dict) -> None:
         self._log("eval", step, metrics)
 
-    @bgekit.hookimpl
+    @hookimpl
     def bgekit_on_run_end(self, run: Any, status: str) -> None:
         if self.run is not None:
             self.run.finish(exit_code=0 if status == "ok" else 1)
             self.run = None
 
 
-@bgekit.hookimpl
+@hookimpl
 def bgekit_callbacks():
     yield CallbackSpec(
         name="wandb",

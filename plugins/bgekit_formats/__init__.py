@@ -3,8 +3,7 @@ file) and a streaming reader to canonical examples."""
 
 from __future__ import annotations
 
-import bgekit
-from bgekit.registry import FormatSpec
+from bgekit.api import FormatSpec, hookimpl
 
 from bgekit_formats.beir import BeirReader, detect_beir
 from bgekit_formats.common import ENCODING_PARAM
@@ -15,8 +14,6 @@ from bgekit_formats.jsonl import JsonlReader, detect_jsonl
 from bgekit_formats.msmarco import MsMarcoReader, detect_msmarco
 from bgekit_formats.pairs import PairsReader, detect_pairs
 from bgekit_formats.trec_xml import TrecXmlReader, detect_trec_xml
-
-__version__ = bgekit.__version__
 
 
 def _params(**extra) -> dict:
@@ -32,7 +29,7 @@ def _split(default: str) -> dict:
             "description": "which split's queries and qrels to read from a directory"}
 
 
-@bgekit.hookimpl
+@hookimpl
 def bgekit_data_formats():
     yield FormatSpec(
         name="jsonl", factory=JsonlReader, detect=detect_jsonl, params_schema=_params(),

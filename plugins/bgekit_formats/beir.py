@@ -3,8 +3,8 @@
 
 Each judged query becomes an example: documents with relevance > 0 are
 positives, judged-irrelevant (0) ones negatives; ``title text`` is the
-passage of a titled document. The loaders for evaluation are in
-:mod:`bgekit.data.beir`.
+passage of a titled document. It is read with :func:`bgekit.api.find_beir_files`
+and :func:`bgekit.api.examples_from_judgements`, the loaders evaluation uses too.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from bgekit.data.beir import examples_from_judgements, find_beir_files
-from bgekit.data.example import Example, RowError
+from bgekit.api import Example, RowError, examples_from_judgements, find_beir_files
 
 
 def detect_beir(sample) -> float:
@@ -31,7 +30,7 @@ class BeirReader:
 
     def read(self, path: str) -> Iterator[Example | RowError]:
         if not Path(path).is_dir():
-            from bgekit.errors import BgekitError
+            from bgekit.api import BgekitError
 
             raise BgekitError(f"{path}: the beir format reads a directory with corpus.jsonl, "
                               "queries.jsonl and qrels/")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bgekit.data.jsonlines import JsonProblem, parse_json
+from bgekit.api import JsonProblem, parse_json
 
 ENCODING_PARAM = {
     "encoding": {"type": "string", "default": "auto",

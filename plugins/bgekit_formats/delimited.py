@@ -12,9 +12,16 @@ import ast
 import csv
 from typing import Any, Iterator
 
-from bgekit.data.encoding import decode_error, resolve_encoding
-from bgekit.data.jsonlines import JsonProblem, parse_json
-from bgekit.data.example import KNOWN_FIELDS, Example, RowError, example_from_mapping
+from bgekit.api import (
+    KNOWN_FIELDS,
+    Example,
+    JsonProblem,
+    RowError,
+    decode_error,
+    example_from_mapping,
+    parse_json,
+    resolve_encoding,
+)
 
 LIST_COLUMNS = ("pos", "neg", "pos_scores", "neg_scores")
 MAX_FIELD_CHARS = 64 << 20

@@ -10,10 +10,19 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from bgekit.data.encoding import decode_error, iter_lines, resolve_encoding
-from bgekit.data.example import Example, RowError, example_from_mapping
-from bgekit.data.jsonlines import JsonProblem, parse_json
-from bgekit.data.jsonstream import JsonSyntaxError, TooDeep, iter_json_array
+from bgekit.api import (
+    Example,
+    JsonProblem,
+    JsonSyntaxError,
+    RowError,
+    TooDeep,
+    decode_error,
+    example_from_mapping,
+    iter_json_array,
+    iter_lines,
+    parse_json,
+    resolve_encoding,
+)
 
 from bgekit_formats.common import json_objects, sample_lines, share
 

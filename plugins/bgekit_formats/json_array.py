@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from bgekit.data.encoding import decode_error, resolve_encoding
-from bgekit.data.example import Example, RowError, example_from_mapping
-from bgekit.data.jsonstream import JsonSyntaxError, TooDeep, TrailingValue, iter_json_array_text
+from bgekit.api import (
+    Example,
+    JsonSyntaxError,
+    RowError,
+    TooDeep,
+    TrailingValue,
+    decode_error,
+    example_from_mapping,
+    iter_json_array_text,
+    resolve_encoding,
+)
 
 from bgekit_formats.common import parses_as_json, sample_lines
 

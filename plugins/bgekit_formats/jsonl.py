@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from bgekit.data.encoding import iter_lines
-from bgekit.data.example import Example, RowError, example_from_mapping
-from bgekit.data.jsonlines import JsonProblem, parse_json
+from bgekit.api import Example, JsonProblem, RowError, example_from_mapping, iter_lines, parse_json
 
 from bgekit_formats.common import json_objects, sample_lines, share
 

@@ -14,11 +14,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from bgekit.data.beir import examples_from_judgements
-from bgekit.data.encoding import iter_lines
-from bgekit.data.example import Example, RowError, example_from_mapping
-from bgekit.data.grouping import adjacent_groups
-from bgekit.errors import BgekitError
+from bgekit.api import (
+    BgekitError,
+    Example,
+    RowError,
+    adjacent_groups,
+    example_from_mapping,
+    examples_from_judgements,
+    iter_lines,
+)
 
 
 def _is_int(text: str) -> bool:

@@ -12,10 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from bgekit.data.encoding import iter_lines
-from bgekit.data.example import Example, RowError, example_from_mapping
-from bgekit.data.grouping import adjacent_groups
-from bgekit.data.jsonlines import JsonProblem, parse_json
+from bgekit.api import Example, JsonProblem, RowError, adjacent_groups, example_from_mapping, iter_lines, parse_json
 
 from bgekit_formats.common import json_objects, sample_lines, share
 

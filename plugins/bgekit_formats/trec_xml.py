@@ -13,8 +13,7 @@ import xml.sax
 from xml.sax.expatreader import ExpatLocator
 from typing import Iterator
 
-from bgekit.data.encoding import decode_error, resolve_encoding
-from bgekit.data.example import Example, RowError, example_from_mapping
+from bgekit.api import Example, RowError, decode_error, example_from_mapping, resolve_encoding
 
 CHUNK_CHARS = 1 << 20
 _DECLARED_ENCODING = re.compile(r"""^(\s*<\?xml[^>]*?)\s+encoding\s*=\s*["'][^"']*["']""")

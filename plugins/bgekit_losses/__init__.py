@@ -9,10 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-import bgekit
-from bgekit.registry import LossSpec, lazy_factory
-
-__version__ = bgekit.__version__
+from bgekit.api import LossSpec, hookimpl, lazy_factory
 
 #: teacher-score terms (kept here so listing plugins does not import torch)
 METHODS = ("kl_div", "m3_kd_loss")
@@ -36,7 +33,7 @@ IN_BATCH = {"type": "boolean", "default": True,
 HEAD = {"type": "string", "default": "dense", "description": "which model head's scores the loss uses"}
 
 
-@bgekit.hookimpl
+@hookimpl
 def bgekit_losses() -> Iterable[LossSpec]:
     yield LossSpec(
         name="infonce",

@@ -14,8 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from bgekit.api import LossOutput  # noqa: F401  (re-exported: older plugins import it from here)
-from bgekit.errors import BgekitError
+from bgekit.api import BgekitError, LossOutput  # noqa: F401  (LossOutput re-exported: older plugins import it from here)
 
 
 def require_heads(loss_name: str, scores: dict[str, torch.Tensor], heads: list[str]) -> None:

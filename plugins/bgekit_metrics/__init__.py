@@ -5,13 +5,9 @@ Formulas and their trec_eval counterparts are in :mod:`bgekit_metrics.ranking`.
 
 from __future__ import annotations
 
-import bgekit
-from bgekit.evaluate.metrics import RankingMetric
-from bgekit.registry import MetricSpec
+from bgekit.api import MetricSpec, RankingMetric, hookimpl
 
 from bgekit_metrics import ranking
-
-__version__ = bgekit.__version__
 
 NO_PARAMS: dict = {"properties": {}}
 
@@ -27,7 +23,7 @@ def _spec(name: str, summary: str, per_query, *, requires_k: bool = True, weight
     )
 
 
-@bgekit.hookimpl
+@hookimpl
 def bgekit_metrics():
     yield _spec("recall", "relevant documents in the top k over all relevant (trec_eval recall_k)", ranking.recall)
     yield _spec("precision", "relevant documents in the top k over k (trec_eval P_k)", ranking.precision)

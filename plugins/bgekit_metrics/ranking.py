@@ -1,4 +1,4 @@
-"""Ranking metrics over a :class:`~bgekit.evaluate.judged.Judged` matrix, vectorised.
+"""Ranking metrics over a :class:`~bgekit.api.Judged` matrix, vectorised.
 
 Each function takes the judged rankings and a cut-off ``k`` (``None``: the
 whole ranking) and returns one value per query. Where trec_eval defines the
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bgekit.evaluate.judged import Judged
+from bgekit.api import Judged
 
 
 def _hits(j: Judged, k: int | None) -> np.ndarray:

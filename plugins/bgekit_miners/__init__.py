@@ -1,24 +1,17 @@
 """Built-in hard-negative miners: dense (any M3 head, FAISS), bm25 (bm25s), random.
 
 Each factory takes the recipe's ``miner`` values plus a
-:class:`bgekit.mine.retriever.MiningContext` and returns a
-:class:`bgekit.mine.retriever.Retriever`; the shared window, filters,
-sampling and fill live in :mod:`bgekit.mine`.
+:class:`bgekit.api.MiningContext` and returns a :class:`bgekit.api.Retriever`;
+the shared window, filters, sampling and fill live in the mining engine.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterable
 
-import bgekit
-from bgekit.mine.retriever import MiningContext
-from bgekit.mine.settings import MiningSettings, params_schema
-from bgekit.mine.vector_index import PARAMS as INDEX_PARAMS
-from bgekit.registry import MinerSpec
+from bgekit.api import VECTOR_INDEX_PARAMS, MinerSpec, MiningContext, MiningSettings, hookimpl, miner_params_schema
 
 from bgekit_miners.params import BM25_PARAMS, DENSE_PARAMS
-
-__version__ = bgekit.__version__
 
 
 def _dense(context: MiningContext | None = None, **params: Any):
@@ -42,23 +35,23 @@ def _random(context: MiningContext | None = None, **params: Any):
     return RandomRetriever(settings, context, **own)
 
 
-@bgekit.hookimpl
+@hookimpl
 def bgekit_miners() -> Iterable[MinerSpec]:
     yield MinerSpec(
         name="dense",
         summary="rank the pool with the model's dense, sparse, colbert or hybrid score (FAISS Flat/IVF/HNSW)",
         factory=_dense,
-        params_schema=params_schema({**DENSE_PARAMS, **INDEX_PARAMS}),
+        params_schema=miner_params_schema({**DENSE_PARAMS, **VECTOR_INDEX_PARAMS}),
     )
     yield MinerSpec(
         name="bm25",
         summary="rank the pool with BM25 (bm25s; jieba for Chinese, Snowball stemming for English)",
         factory=_bm25,
-        params_schema=params_schema(BM25_PARAMS),
+        params_schema=miner_params_schema(BM25_PARAMS),
     )
     yield MinerSpec(
         name="random",
         summary="negatives uniformly at random from the pool",
         factory=_random,
-        params_schema=params_schema({}),
+        params_schema=miner_params_schema({}),
     )

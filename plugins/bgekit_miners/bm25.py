@@ -1,6 +1,6 @@
 """The ``bm25`` miner: lexical ranking with bm25s over Unicode-aware tokens (jieba for Chinese).
 
-Indexing, tokenising and scoring are :class:`bgekit.data.lexical.Bm25Index`,
+Indexing, tokenising and scoring are :class:`bgekit.api.Bm25Index`,
 the one ``bgekit data pairs`` uses, so both commands see text the same way;
 this module only adapts it to the miner interface.
 """
@@ -11,9 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from bgekit.data.lexical import Bm25Index
-from bgekit.mine.retriever import Retriever
-from bgekit.mine.settings import MiningSettings
+from bgekit.api import Bm25Index, MiningSettings, Retriever
 
 
 class Bm25Retriever(Retriever):

@@ -14,8 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from bgekit.mine.retriever import Retriever
-from bgekit.mine.settings import MiningSettings
+from bgekit.api import MiningSettings, Retriever
 
 
 class RandomRetriever(Retriever):

@@ -16,10 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-import bgekit
-from bgekit.registry import LossSpec, lazy_factory
-
-__version__ = bgekit.__version__
+from bgekit.api import LossSpec, hookimpl, lazy_factory
 
 LISTWISE_CITATION = ("Bruch, Wang, Bendersky and Najork, 2019. An Analysis of the Softmax Cross Entropy Loss "
                      "for Learning-to-Rank with Binary Relevance. ICTIR; used for BGE rerankers in "
@@ -43,7 +40,7 @@ def _num(default: float, description: str, **extra: Any) -> dict[str, Any]:
 SIGMA = _num(1.0, "steepness of the pairwise logistic: softplus(-sigma * (s_i - s_j))", exclusiveMinimum=0)
 
 
-@bgekit.hookimpl
+@hookimpl
 def bgekit_losses() -> Iterable[LossSpec]:
     yield LossSpec(
         name="listwise-ce",

@@ -145,6 +145,12 @@ _HELPERS = {
     "gather_padded": "bgekit.models.distributed:gather_padded",  # cross-device negatives for a padded head
     "select_backend": "bgekit.devices:select_backend",  # the device backend a recipe's `device` names
     "get_registry": "bgekit.plugins:get_registry",  # every loaded plugin's components by kind and name
+    # searching with a head (HeadProtocol's search side): generic top-k and candidate helpers
+    "top_k": "bgekit.evaluate.search:top_k",  # the k best entries per row, -1 for empty slots
+    "SEARCH_BLOCK_CELLS": "bgekit.evaluate.search:BLOCK_CELLS",  # score cells held at once per query block
+    "union_candidates": "bgekit.evaluate.search:union_candidates",
+    "rescore": "bgekit.evaluate.search:rescore",
+    "HeadSearch": "bgekit.evaluate.search:HeadSearch",  # a mode (a head or hybrid) as encode/search steps
     # callbacks
     "truncate_jsonl_after": "bgekit.train.failures:truncate_jsonl_after",  # a resumed run rewrites its steps
     # augmenters: input files, reply parsing, prompt templates a recipe may override

@@ -13,11 +13,6 @@ from bgekit import api
 
 PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
 
-#: modules still importing bgekit internals: converted by the lead at merge (other branches rewrite them now);
-#: remove this allow-list then
-NOT_YET_CONVERTED = {"bgekit_heads", "bgekit_devices", "bgekit_miners/dense.py"}
-
-
 def bgekit_imports(path: Path) -> list[tuple[int, str]]:
     """``(line, module)`` of every import of a ``bgekit`` module in ``path``, at any depth
     (``from bgekit import x`` counts as ``bgekit.x``)."""
@@ -43,24 +38,13 @@ def plugin_modules() -> list[Path]:
     return sorted(PLUGINS.glob("bgekit_*/**/*.py"))
 
 
-def exempted_by(path: Path) -> str | None:
-    """The allow-list entry covering ``path`` (a plugin package or one module), if any."""
-    relative = path.relative_to(PLUGINS).as_posix()
-    return next((e for e in NOT_YET_CONVERTED if relative == e or relative.startswith(e + "/")), None)
-
-
 def test_built_in_plugins_import_only_the_public_api():
     modules = plugin_modules()
     assert len(modules) > 30  # the glob found the plugins
     wrong = [f"{path.relative_to(PLUGINS)}:{line}: {module}"
-             for path in modules if exempted_by(path) is None
+             for path in modules
              for line, module in internal_imports(path)]
     assert not wrong, "import these through bgekit.api:\n" + "\n".join(wrong)
-
-
-def test_the_allow_list_holds_only_what_still_needs_it():
-    needed = {exempted_by(path) for path in plugin_modules() if exempted_by(path) and internal_imports(path)}
-    assert needed == NOT_YET_CONVERTED, f"converted (or gone): drop {sorted(NOT_YET_CONVERTED - needed)}"
 
 
 def test_the_check_catches_every_way_of_importing_an_internal(tmp_path):

@@ -10,8 +10,8 @@ head says it can be searched. Then:
 - one recipe runs augment -> mine -> train -> evaluate on the plugin device: the plugin augmenter
   writes queries (against the loopback mock chat server), the plugin miner mines, the plugin loss
   trains the plugin head, the plugin metric is reported, the plugin callback sees every event;
-- strict xfail until their branches merge (the lead removes the marks): a recipe sets the format's
-  parameters, and the plugin head is searched by ``bgekit eval`` and ``bgekit mine``, alone and in a hybrid.
+- the plugin head is searched by ``bgekit eval`` and ``bgekit mine``, alone and in a hybrid;
+- strict xfail until its branch merges (the lead removes the mark): a recipe sets the format's parameters.
 """
 
 from __future__ import annotations
@@ -266,8 +266,6 @@ def test_plugin_callback_receives_every_event(pipeline):
 
 needs_format_branch = pytest.mark.xfail(strict=True, reason="needs the format-parameters branch; lead removes this "
                                                               "at merge")
-needs_search_branch = pytest.mark.xfail(strict=True, reason="needs the search-through-heads branch; lead removes "
-                                                              "this at merge")
 
 
 @needs_format_branch
@@ -293,7 +291,6 @@ def trec_scores(path: Path) -> dict[tuple[str, str], float]:
     return {(qid, doc): float(score) for qid, _, doc, _, score, _ in rows}
 
 
-@needs_search_branch
 def test_plugin_head_is_evaluated_alone_and_in_a_hybrid(installed, book, pipeline):
     model = str(pipeline["out"] / "model")
     data = ["--corpus", str(book / "passages.jsonl"), "--queries", str(book / "queries.jsonl"),
@@ -311,7 +308,6 @@ def test_plugin_head_is_evaluated_alone_and_in_a_hybrid(installed, book, pipelin
     assert runs["hybrid"][pair] == pytest.approx(runs["dense"][pair] + 0.5 * runs["e2e-head"][pair], rel=1e-4)
 
 
-@needs_search_branch
 def test_plugin_head_is_mined_with_alone_and_in_a_hybrid(installed, book, pipeline):
     scores = {}
     for mode in ("e2e-head", "hybrid", "dense"):

@@ -9,11 +9,8 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
-import bgekit
-from bgekit.devices import DeviceBackend, local_rank
-from bgekit.registry import DeviceSpec
+from bgekit.api import DeviceBackend, DeviceSpec, hookimpl, local_rank
 
-__version__ = bgekit.__version__
 
 _MIB = 1024.0 * 1024.0
 
@@ -168,7 +165,7 @@ def ascend_available() -> bool:
         return False
 
 
-@bgekit.hookimpl
+@hookimpl
 def bgekit_device_backends():
     yield DeviceSpec(name="ascend", priority=30, is_available=ascend_available,
                      factory=AscendBackend, summary="Huawei Ascend NPU via torch_npu (hccl)")

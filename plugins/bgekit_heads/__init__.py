@@ -8,18 +8,16 @@ from __future__ import annotations
 
 from typing import Iterable
 
-import bgekit
-from bgekit.registry import HeadSpec, lazy_factory
+from bgekit.api import HeadSpec, hookimpl, lazy_factory
 
 #: dense pooling modes (kept here, not in dense.py, so listing plugins does not import torch)
 POOLINGS = ("cls", "mean", "last-token")
 
-__version__ = bgekit.__version__
 
 NORMALIZE = {"type": "boolean", "default": True, "description": "L2-normalise the vectors (BGE-M3 does)"}
 
 
-@bgekit.hookimpl
+@hookimpl
 def bgekit_heads() -> Iterable[HeadSpec]:
     yield HeadSpec(
         name="dense",

@@ -17,9 +17,7 @@ import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint
 
-from bgekit.models.distributed import gather_padded
-from bgekit.models.head import Head, TokenBatch
-from bgekit.models.padding import pad_and_cat
+from bgekit.api import Head, TokenBatch, gather_padded, pad_and_cat
 
 
 @dataclass

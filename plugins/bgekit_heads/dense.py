@@ -6,8 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bgekit.mine.vector_index import IndexConfig, VectorIndex
-from bgekit.models.head import Head, TokenBatch
+from bgekit.api import Head, IndexConfig, TokenBatch, VectorIndex
 
 from bgekit_heads import POOLINGS
 

@@ -27,10 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from bgekit.evaluate.search import BLOCK_CELLS, top_k
-from bgekit.models.distributed import gather_padded
-from bgekit.models.head import Head, TokenBatch
-from bgekit.models.padding import pad_and_cat
+from bgekit.api import SEARCH_BLOCK_CELLS as BLOCK_CELLS, Head, TokenBatch, gather_padded, pad_and_cat, top_k
 
 #: The token id padding gets when batches are joined: no real token has it, and its weight is 0.
 NO_TOKEN = -1

@@ -16,12 +16,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from bgekit.errors import BgekitError
-from bgekit.evaluate.search import HeadSearch
-from bgekit.mine.cache import EmbeddingCache, cache_key, model_fingerprint
-from bgekit.mine.retriever import MiningContext, Retriever
-from bgekit.mine.settings import MiningSettings
-from bgekit.mine.vector_index import IndexConfig
+from bgekit.api import (BgekitError, EmbeddingCache, HeadSearch, IndexConfig, MiningContext, MiningSettings, Retriever,
+                        cache_key, model_fingerprint)
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +52,7 @@ class DenseRetriever(Retriever):
             return self.context.embedder
         if not self.context.model:
             raise BgekitError("the dense miner needs a model: pass --model DIR (or set model.name_or_path)")
-        from bgekit.devices import select_backend
-        from bgekit.models import Embedder
-        from bgekit.plugins import get_registry
+        from bgekit.api import Embedder, get_registry, select_backend
 
         registry = get_registry()
         backend = select_backend(registry, self.context.device)

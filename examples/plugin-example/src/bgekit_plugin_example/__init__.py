@@ -1,15 +1,13 @@
 """An example bgekit plugin: one metric and one data format.
 
 bgekit finds this module through the ``bgekit`` entry-point group declared in
-pyproject.toml and calls the ``@bgekit.hookimpl`` functions below; each
+pyproject.toml and calls the ``@hookimpl`` functions below; each
 returns spec records naming the components users write in recipes.
 """
 
 from __future__ import annotations
 
-import bgekit
-from bgekit.evaluate.metrics import RankingMetric
-from bgekit.registry import FormatSpec, MetricSpec
+from bgekit.api import FormatSpec, MetricSpec, RankingMetric, hookimpl
 
 from bgekit_plugin_example.qa_tsv import QaTsvReader, detect_qa_tsv
 from bgekit_plugin_example.r_precision import r_precision
@@ -17,7 +15,7 @@ from bgekit_plugin_example.r_precision import r_precision
 __version__ = "0.1.0"
 
 
-@bgekit.hookimpl
+@hookimpl
 def bgekit_metrics():
     yield MetricSpec(
         name="r-precision",
@@ -29,7 +27,7 @@ def bgekit_metrics():
     )
 
 
-@bgekit.hookimpl
+@hookimpl
 def bgekit_data_formats():
     yield FormatSpec(
         name="qa-tsv",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from bgekit.data.example import Example, RowError
+from bgekit.api import Example, RowError
 
 HEADER = ("question", "answer")
 

@@ -45,9 +45,8 @@ import yaml
 import bgekit
 from bgekit.data.atomic import atomic_write
 from bgekit.errors import BgekitError
-from bgekit.recipe_schema import outer_schema
 from bgekit.registry import Registry, did_you_mean
-from bgekit.schema import component_params_schema, outer_validation_schema
+from bgekit.schema import component_params_schema, outer_schema_for, outer_validation_schema
 
 RESOLVED_RECIPE_NAME = "resolved_recipe.yaml"
 _ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -839,9 +838,9 @@ def load_recipe(
 
     secrets = _resolve_env(tree, located, shown)
     _check_finite(tree, located, shown)
-    schema = outer_schema()
+    schema = outer_schema_for(registry)
     _fill_defaults(schema, tree.values, (), tree, Origin(SCHEMA_DEFAULT))
-    for where, message in _schema_problems(outer_validation_schema(), tree.values):
+    for where, message in _schema_problems(outer_validation_schema(registry), tree.values):
         located.append((tree.location(where, shown), where, message))
     _check_components(schema, tree, registry, located, shown)
     _check_output_dir(tree, located, shown)

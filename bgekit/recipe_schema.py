@@ -122,7 +122,12 @@ def outer_schema() -> dict[str, Any]:
             "data": _obj(
                 {
                     "train": PATHS,
-                    "format": {**_str("auto", "data format name, or auto to detect"), "$name_of": "data_format"},
+                    "format": {"oneOf": [{**_str("auto", "data format name, or auto to detect"),
+                                          "$name_of": "data_format"},
+                                         {"$component": "data_format"}],
+                               "default": "auto",
+                               "description": "data format name (auto: detect), or {name: FORMAT, PARAM: value} "
+                                              "to set the format's parameters (e.g. a delimiter)"},
                     "encoding": _str("auto", "text encoding, or auto to detect"),
                     "group_size": _int(8, "passages per query: 1 positive + group_size-1 negatives", 1),
                     "shuffle": _bool(True, "shuffle examples every epoch"),

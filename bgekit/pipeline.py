@@ -40,6 +40,7 @@ from typing import Any, Callable
 
 from rich.console import Console
 
+from bgekit import score_task
 from bgekit.data.atomic import atomic_write
 from bgekit.errors import BgekitError
 
@@ -246,7 +247,7 @@ def _augment_step(recipe: Any, backend: Any, output_dir: Path) -> Step:
     return Step("augment", Path(augment.output), settings, inputs, lambda: task.run(recipe, backend))
 
 
-SCORED_NAME = "scored.jsonl"
+SCORED_NAME = score_task.OUTPUT_NAME
 
 
 def _score_step(values: dict[str, Any], backend: Any, source: str, output_dir: Path) -> Step:
@@ -257,20 +258,8 @@ def _score_step(values: dict[str, Any], backend: Any, source: str, output_dir: P
                           "(e.g. BAAI/bge-reranker-v2-m3)")
     output = output_dir / SCORED_NAME
     fmt = (values.get("data") or {}).get("format", "auto")
-
-    def execute() -> dict[str, Any]:
-        from bgekit.teacher import TeacherScorer, score_file
-
-        scorer = TeacherScorer(reranker, device=getattr(backend, "name", "auto"),
-                               max_length=settings.get("max_length", 512),
-                               query_max_length=settings.get("query_max_length"),
-                               batch_size=settings.get("batch_size", 32))
-        summary = score_file(source, output, scorer, normalize=bool(settings.get("normalize")), fmt=fmt)
-        console.print(f"scored {summary.rows} rows into {output} ({summary.pairs_scored} pairs, "
-                      f"{summary.seconds:.1f}s)")
-        return {"output": str(output), "rows": summary.rows, "pairs_scored": summary.pairs_scored}
-
-    return Step("score", output, {**settings, "format": fmt}, [Path(source)] + _local(reranker), execute)
+    return Step("score", output, {**settings, "format": fmt}, [Path(source)] + _local(reranker),
+                lambda: score_task.score_data(values, backend, source, output))
 
 
 def _train_step(recipe: Any, backend: Any, data: list[str], output_dir: Path) -> Step:

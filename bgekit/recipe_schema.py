@@ -155,7 +155,7 @@ def outer_schema() -> dict[str, Any]:
                                                    "max_length)", 1),
                     "normalize": _bool(False, "write sigmoid(logit) in [0, 1] instead of raw logits"),
                 },
-                description="teacher scores (pos_scores/neg_scores) for the 'score' pipeline step",
+                description="teacher scores (pos_scores/neg_scores) for task: score and the 'score' pipeline step",
             ),
             "reranker": _obj(
                 {

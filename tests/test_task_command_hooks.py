@@ -158,7 +158,7 @@ def test_a_plugin_command_is_listed_and_runs(bgekit_pm):
 
 def test_plugins_list_shows_tasks_and_commands(bgekit_pm):
     rows = {r["name"]: r for r in json.loads(CliRunner().invoke(main, ["plugins", "list", "--json"]).output)}
-    assert sorted(rows["tasks"]["provides"]["task"]) == ["augment", "embedder", "evaluate", "joint", "mine", "reranker"]
+    assert sorted(rows["tasks"]["provides"]["task"]) == ["augment", "embedder", "evaluate", "joint", "mine", "reranker", "score"]
     assert "run" in rows["commands"]["provides"]["command"] and rows["commands"]["source"] == "built-in"
 
 

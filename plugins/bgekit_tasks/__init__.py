@@ -20,6 +20,8 @@ def bgekit_tasks():
                    runner="bgekit.train.joint_task:run")
     yield TaskSpec(name="mine", summary="mine hard negatives for the training data",
                    runner="bgekit.mine.mine_task:run")
+    yield TaskSpec(name="score", summary="teacher scores for the training data from a cross-encoder",
+                   runner="bgekit.score_task:run")
     yield TaskSpec(name="evaluate", summary="evaluate a retriever on BEIR-style data",
                    runner="bgekit.evaluate.evaluate_task:run")
     yield TaskSpec(name="augment", summary="write training data with an LLM",

@@ -6,6 +6,7 @@ hook (the built-in ones from ``plugins/bgekit_commands``), so a third-party
 package adds a subcommand the same way. A command is imported only when the
 command line lists or runs it; one whose plugin fails to import shows as
 failed in ``bgekit --help`` and the rest keep working.
+
 Errors a user can fix (:class:`bgekit.BgekitError`) print as one message on
 stderr with exit status 1; ``--debug`` shows the traceback instead. Usage
 errors exit with 2 (click's convention).
@@ -21,6 +22,7 @@ import yaml
 
 import bgekit
 from bgekit.errors import BgekitError
+
 
 def one_line(exc: BaseException) -> str:
     """An expected failure that is not a :class:`BgekitError` (a file that cannot be read or
@@ -48,6 +50,7 @@ class _RegistryError(click.ClickException):
 
 
 def _command_specs() -> dict[str, Any]:
+    """Every registered command's spec by name; a registry that cannot be built is one line, exit 1."""
     from bgekit.plugins import get_registry
 
     try:

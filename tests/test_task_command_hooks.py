@@ -228,3 +228,36 @@ def test_the_docs_task_and_command_examples_work(bgekit_pm, tmp_path, monkeypatc
         assert json.loads(result.output) == {"rows": 3}
         assert "hello" in CliRunner().invoke(main, ["--help"]).output
         assert CliRunner().invoke(main, ["hello", "docs"]).output == "hello docs\n"
+
+
+HELLO_PLUGIN = '''
+import click
+
+from bgekit.api import CommandSpec, hookimpl
+
+
+@click.command()
+def hello():
+    """Say hello from an installed plugin."""
+    click.echo("hello from a plugin")
+
+
+@hookimpl
+def bgekit_commands():
+    yield CommandSpec(name="hello", command="bgekit_hello:hello")
+    yield CommandSpec(name="broken-cmd", command="bgekit_hello_missing:cmd")
+'''
+
+
+def test_an_installed_plugin_adds_commands_and_a_broken_one_is_listed(plugin_site, run_bgekit):
+    plugin_site.add_dist("bgekit-hello", "hello", "bgekit_hello", HELLO_PLUGIN)
+    listing = run_bgekit("--help", env=plugin_site.env(COLUMNS="200"))
+    assert listing.returncode == 0, listing.stderr
+    assert "Say hello from an installed plugin." in listing.stdout
+    assert "broken-cmd" in listing.stdout and "(failed to load: ModuleNotFoundError" in listing.stdout
+    assert "'bgekit_hello_missing'" in listing.stdout
+    hello = run_bgekit("hello", env=plugin_site.env())
+    assert (hello.returncode, hello.stdout) == (0, "hello from a plugin\n")
+    broken = run_bgekit("broken-cmd", env=plugin_site.env())
+    assert broken.returncode == 1 and "Traceback" not in broken.stderr
+    assert broken.stderr.startswith("error: command 'broken-cmd' of plugin 'hello' failed to load")

@@ -45,7 +45,6 @@ from bgekit.data.atomic import atomic_write
 from bgekit.errors import BgekitError
 
 STEPS = ("augment", "mine", "score", "train", "evaluate")
-TRAINING_TASKS = ("embedder", "reranker", "joint")
 #: bytes hashed at each end of an input file
 EDGE_BYTES = 64 * 1024
 
@@ -206,12 +205,19 @@ def check_order(names: list[str], task: Any) -> None:
         raise BgekitError(f"steps: unknown step(s) {', '.join(unknown)}; steps are {', '.join(STEPS)}")
     if len(set(names)) != len(names) or names != sorted(names, key=STEPS.index):
         raise BgekitError(f"steps: {names} - each step at most once, in the order {', '.join(STEPS)}")
-    if "train" in names and task not in TRAINING_TASKS:
+    if "train" in names and task not in training_tasks():
         raise BgekitError(f"steps: 'train' trains the recipe's task, and task '{task}' is not a training task "
-                          f"({', '.join(TRAINING_TASKS)})")
+                          f"({', '.join(training_tasks())})")
     if "evaluate" in names and task != "embedder":
         raise BgekitError("steps: 'evaluate' evaluates retrievers (task: embedder); for a reranker use "
                           "bgekit eval reranker on the trained model")
+
+
+def training_tasks() -> list[str]:
+    """The registered tasks a ``train`` step can run (:attr:`bgekit.registry.TaskSpec.trains`)."""
+    from bgekit.plugins import get_registry
+
+    return [spec.name for spec in get_registry().all("task") if getattr(spec, "trains", False)]
 
 
 def _mine_step(recipe: Any, backend: Any, source: str, output_dir: Path) -> Step:

@@ -144,12 +144,15 @@ class TaskSpec(ComponentSpec):
     ``sections`` are the recipe sections the task owns, as JSON-Schema
     fragments by section name (the augment task owns ``augment``); they are
     merged into the recipe schema, where ``$component`` markers inside them
-    work as anywhere else. ``factory`` is filled in: it calls the runner.
+    work as anywhere else. With ``trains``, a recipe's pipeline ``train`` step
+    can run the task: its runner writes the trained model to
+    ``<output_dir>/model``. ``factory`` is filled in: it calls the runner.
     """
 
     factory: Callable[..., Any] = None  # type: ignore[assignment]
     runner: str | Callable[..., Any] = ""
     sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    trains: bool = False
 
     kind: ClassVar[str] = "task"
     hook: ClassVar[str] = "bgekit_tasks"

@@ -261,3 +261,40 @@ def test_an_installed_plugin_adds_commands_and_a_broken_one_is_listed(plugin_sit
     broken = run_bgekit("broken-cmd", env=plugin_site.env())
     assert broken.returncode == 1 and "Traceback" not in broken.stderr
     assert broken.stderr.startswith("error: command 'broken-cmd' of plugin 'hello' failed to load")
+
+
+TRAINER = '''
+from pathlib import Path
+
+CALLS = []
+
+
+def run(recipe, backend):
+    CALLS.append(recipe.values["data"]["train"])
+    model = Path(recipe.values["output_dir"]) / "model"
+    model.mkdir(parents=True, exist_ok=True)
+    (model / "weights.txt").write_text("trained")
+    return {"model": str(model)}
+'''
+
+
+def test_a_plugin_training_task_runs_as_a_pipeline_train_step(bgekit_pm, tmp_path, monkeypatch):
+    import importlib
+
+    (tmp_path / "my_trainer.py").write_text(TRAINER, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.jsonl").write_text('{"query": "q", "pos": ["p"]}\n', encoding="utf-8")
+    recipe = write(tmp_path / "r.yaml", "task: my-trainer\noutput_dir: runs/t\nmodel: {name_or_path: m}\n"
+                                        "data: {train: train.jsonl}\nsteps: [train]\n")
+    trainer = TaskSpec(name="my-trainer", runner="my_trainer:run", trains=True)
+    with registered_specs(trainer, name="trainer", pm=bgekit_pm):
+        for _ in range(2):
+            result = CliRunner().invoke(main, ["run", str(recipe)])
+            assert result.exit_code == 0, result.output
+        assert importlib.import_module("my_trainer").CALLS == ["train.jsonl"]  # the second run was up to date
+        assert (tmp_path / "runs/t/model/weights.txt").read_text() == "trained"
+    with registered_specs(TaskSpec(name="my-trainer", runner="my_trainer:run"), name="trainer", pm=bgekit_pm):
+        result = CliRunner().invoke(main, ["run", str(recipe)])
+        assert result.exit_code == 1
+        assert "task 'my-trainer' is not a training task (embedder, joint, reranker)" in result.output

@@ -77,6 +77,10 @@ def test_recipe_parameters_reach_the_reader(split_format, tmp_path, monkeypatch)
     lowered = load_recipe(tmp_path / "r.yaml", ["data.format.lowercase=true"]).values["data"]
     examples, errors = load_training_examples(lowered, split_format.registry, report=None)
     assert not errors and [e.query for e in examples] == ["what is bge?"]
+    # mining and teacher scoring read the recipe's data the same way (mine task, pipeline, score task)
+    from bgekit.mine.run import read_training_examples
+
+    assert [e.query for e in read_training_examples(data["train"], lowered["format"])] == ["what is bge?"]
 
 
 def test_a_bad_format_parameter_is_a_located_recipe_error(split_format, tmp_path):

@@ -59,6 +59,19 @@ def _command_specs() -> dict[str, Any]:
         raise _RegistryError(str(exc)) from exc
 
 
+def _no_commands() -> str:
+    """Why no command is registered: the built-in commands plugin is disabled, broken or not installed."""
+    from bgekit.plugins import get_plugin_manager
+
+    info = get_plugin_manager().infos.get("commands")
+    if info is not None and info.status == "disabled":
+        return "no bgekit commands: the built-in 'commands' plugin is disabled (BGEKIT_DISABLE_PLUGINS)"
+    if info is not None and info.error:
+        return f"no bgekit commands: the built-in 'commands' plugin failed to load: {info.error}"
+    return ("no bgekit commands are registered (the built-in 'commands' plugin is not among the installed entry "
+            "points); reinstall bgekit (pip install -e .) so that its entry points are current")
+
+
 def _provider(name: str) -> str:
     from bgekit.plugins import get_registry
 
@@ -88,8 +101,7 @@ class _BgekitGroup(click.Group):
             return self.commands[name]
         specs = _command_specs()
         if not specs:
-            raise _RegistryError("no bgekit commands are registered (the built-in 'commands' plugin did not load); "
-                                 "reinstall bgekit (pip install -e .) so that its entry points are current")
+            raise _RegistryError(_no_commands())
         spec = specs.get(name)
         if spec is None:
             return None

@@ -298,3 +298,14 @@ def test_a_plugin_training_task_runs_as_a_pipeline_train_step(bgekit_pm, tmp_pat
         result = CliRunner().invoke(main, ["run", str(recipe)])
         assert result.exit_code == 1
         assert "task 'my-trainer' is not a training task (embedder, joint, reranker)" in result.output
+
+
+def test_without_the_commands_plugin_a_command_says_why(monkeypatch):
+    from bgekit.testing import fresh_plugin_manager
+
+    monkeypatch.setenv("BGEKIT_DISABLE_PLUGINS", "commands")
+    with fresh_plugin_manager():
+        result = CliRunner().invoke(main, ["run", "x.yaml"])
+    assert result.exit_code == 1
+    assert result.output == ("error: no bgekit commands: the built-in 'commands' plugin is disabled "
+                             "(BGEKIT_DISABLE_PLUGINS)\n")

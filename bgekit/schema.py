@@ -59,6 +59,7 @@ def outer_schema_for(registry: Registry, include: Callable[[ComponentSpec], bool
     keep = include or (lambda spec: True)
     schema = outer_schema()
     properties = schema["properties"]
+    added: dict[str, Any] = {}
     owners: dict[str, TaskSpec] = {}
     for task in registry.all("task"):
         if not keep(task) or not isinstance(task, TaskSpec):
@@ -74,7 +75,12 @@ def outer_schema_for(registry: Registry, include: Callable[[ComponentSpec], bool
                     f"'{registry.provider('task', first.name)}') and task '{task.name}' (plugin "
                     f"'{registry.provider('task', task.name)}')")
             owners[name] = task
-            properties[name] = copy.deepcopy(dict(fragment))
+            added[name] = copy.deepcopy(dict(fragment))
+    # Task sections go before the training settings, so resolved recipes read in a stable order.
+    keys = list(properties)
+    at = keys.index("train") if "train" in keys else len(keys)
+    schema["properties"] = {**{k: properties[k] for k in keys[:at]}, **added,
+                            **{k: properties[k] for k in keys[at:]}}
     return schema
 
 

@@ -49,6 +49,7 @@ from bgekit.losses import LossOutput
 from bgekit.registry import (
     AugmenterSpec,
     CallbackSpec,
+    CommandSpec,
     ComponentSpec,
     DeviceSpec,
     FormatSpec,
@@ -56,6 +57,7 @@ from bgekit.registry import (
     LossSpec,
     MetricSpec,
     MinerSpec,
+    TaskSpec,
     lazy_factory,
 )
 
@@ -538,10 +540,10 @@ PROTOCOLS: dict[str, Any] = {
 }
 
 __all__ = [
-    "AugmenterProtocol", "AugmenterSpec", "BgekitError", "CallbackProtocol", "CallbackSpec", "ComponentSpec",
+    "AugmenterProtocol", "AugmenterSpec", "BgekitError", "CallbackProtocol", "CallbackSpec", "CommandSpec", "ComponentSpec",
     "DeviceBackendProtocol", "DeviceSpec", "EmbedderLoss", "FormatDetector", "FormatReader", "FormatSpec",
     "HOOKSPEC_VERSION", "HeadProtocol", "HeadSpec", "LossOutput", "LossSpec", "MetricFunction", "MetricSpec",
-    "MinerFactory", "MinerSpec", "PROTOCOLS", "RerankerLoss", "RetrieverProtocol", "hookimpl", "hookspec",
+    "MinerFactory", "MinerSpec", "PROTOCOLS", "RerankerLoss", "RetrieverProtocol", "TaskSpec", "hookimpl", "hookspec",
     "lazy_factory", *_LAZY,
 ]
 

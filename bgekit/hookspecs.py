@@ -27,7 +27,7 @@ hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 #: the version of this set of hooks (see the module docstring)
-HOOKSPEC_VERSION = 1
+HOOKSPEC_VERSION = 2
 
 
 # --------------------------------------------------------------------------
@@ -163,6 +163,42 @@ def bgekit_augmenters() -> Iterable["AugmenterSpec"]:  # noqa: F821
     """
 
 
+@hookspec
+def bgekit_tasks() -> Iterable["TaskSpec"]:  # noqa: F821
+    """Jobs a recipe's ``task:`` can name, each with the recipe sections it owns.
+
+    The runner is imported only when a recipe runs the task; it gets the
+    resolved :class:`bgekit.recipe.Recipe` and the device backend and returns
+    a small JSON-able summary. A section's schema may use ``{"$component": KIND}``
+    for a component slot, as the core sections do.
+
+    Example::
+
+        @bgekit.hookimpl
+        def bgekit_tasks():
+            yield TaskSpec(name="count", summary="count the training rows",
+                           runner="my_plugin.count:run",   # run(recipe, backend) -> dict
+                           sections={"count": {"type": "object", "additionalProperties": False,
+                                               "properties": {"limit": {"type": "integer", "default": 10}}}})
+    """
+
+
+@hookspec
+def bgekit_commands() -> Iterable["CommandSpec"]:  # noqa: F821
+    """``bgekit`` subcommands: click commands or groups, loaded when the command line is built.
+
+    A command whose module fails to import is shown in ``bgekit --help`` as
+    failed, with the error; the other commands keep working.
+
+    Example::
+
+        @bgekit.hookimpl
+        def bgekit_commands():
+            yield CommandSpec(name="hello", summary="say hello",
+                              command="my_plugin.cli:hello")   # a @click.command()
+    """
+
+
 # --------------------------------------------------------------------------
 # Data augmentation: the first plugin that answers wins.
 # --------------------------------------------------------------------------
@@ -260,6 +296,8 @@ HOOK_SINCE: dict[str, int] = {
     "bgekit_device_backends": 1,
     "bgekit_callbacks": 1,
     "bgekit_augmenters": 1,
+    "bgekit_tasks": 2,
+    "bgekit_commands": 2,
     "bgekit_generate_queries": 1,
     "bgekit_on_run_start": 1,
     "bgekit_on_step_end": 1,

@@ -40,11 +40,11 @@ from typing import Any, Callable
 
 from rich.console import Console
 
+from bgekit import score_task
 from bgekit.data.atomic import atomic_write
 from bgekit.errors import BgekitError
 
 STEPS = ("augment", "mine", "score", "train", "evaluate")
-TRAINING_TASKS = ("embedder", "reranker", "joint")
 #: bytes hashed at each end of an input file
 EDGE_BYTES = 64 * 1024
 
@@ -205,12 +205,19 @@ def check_order(names: list[str], task: Any) -> None:
         raise BgekitError(f"steps: unknown step(s) {', '.join(unknown)}; steps are {', '.join(STEPS)}")
     if len(set(names)) != len(names) or names != sorted(names, key=STEPS.index):
         raise BgekitError(f"steps: {names} - each step at most once, in the order {', '.join(STEPS)}")
-    if "train" in names and task not in TRAINING_TASKS:
+    if "train" in names and task not in training_tasks():
         raise BgekitError(f"steps: 'train' trains the recipe's task, and task '{task}' is not a training task "
-                          f"({', '.join(TRAINING_TASKS)})")
+                          f"({', '.join(training_tasks())})")
     if "evaluate" in names and task != "embedder":
         raise BgekitError("steps: 'evaluate' evaluates retrievers (task: embedder); for a reranker use "
                           "bgekit eval reranker on the trained model")
+
+
+def training_tasks() -> list[str]:
+    """The registered tasks a ``train`` step can run (:attr:`bgekit.registry.TaskSpec.trains`)."""
+    from bgekit.plugins import get_registry
+
+    return [spec.name for spec in get_registry().all("task") if getattr(spec, "trains", False)]
 
 
 def _mine_step(recipe: Any, backend: Any, source: str, output_dir: Path) -> Step:
@@ -246,7 +253,7 @@ def _augment_step(recipe: Any, backend: Any, output_dir: Path) -> Step:
     return Step("augment", Path(augment.output), settings, inputs, lambda: task.run(recipe, backend))
 
 
-SCORED_NAME = "scored.jsonl"
+SCORED_NAME = score_task.OUTPUT_NAME
 
 
 def _score_step(values: dict[str, Any], backend: Any, source: str, output_dir: Path) -> Step:
@@ -257,20 +264,8 @@ def _score_step(values: dict[str, Any], backend: Any, source: str, output_dir: P
                           "(e.g. BAAI/bge-reranker-v2-m3)")
     output = output_dir / SCORED_NAME
     fmt = (values.get("data") or {}).get("format", "auto")
-
-    def execute() -> dict[str, Any]:
-        from bgekit.teacher import TeacherScorer, score_file
-
-        scorer = TeacherScorer(reranker, device=getattr(backend, "name", "auto"),
-                               max_length=settings.get("max_length", 512),
-                               query_max_length=settings.get("query_max_length"),
-                               batch_size=settings.get("batch_size", 32))
-        summary = score_file(source, output, scorer, normalize=bool(settings.get("normalize")), fmt=fmt)
-        console.print(f"scored {summary.rows} rows into {output} ({summary.pairs_scored} pairs, "
-                      f"{summary.seconds:.1f}s)")
-        return {"output": str(output), "rows": summary.rows, "pairs_scored": summary.pairs_scored}
-
-    return Step("score", output, {**settings, "format": fmt}, [Path(source)] + _local(reranker), execute)
+    return Step("score", output, {**settings, "format": fmt}, [Path(source)] + _local(reranker),
+                lambda: score_task.score_data(values, backend, source, output))
 
 
 def _train_step(recipe: Any, backend: Any, data: list[str], output_dir: Path) -> Step:

@@ -108,7 +108,7 @@ def _length_problems(values: dict[str, Any]) -> Iterator[str]:
     for section, key in (("reranker", "max_length"), ("score", "max_length")):
         block = values.get(section) or {}
         model_ref = block.get("name_or_path") if section == "reranker" else block.get("reranker")
-        if section == "score" and "score" not in (values.get("steps") or []):
+        if section == "score" and "score" not in (values.get("steps") or []) and task != "score":
             continue
         found = model_positions(model_ref)
         length = block.get(key)

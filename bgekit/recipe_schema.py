@@ -3,8 +3,11 @@
 Component slots (``model.heads[]``, ``loss``, ``miner``, ``callbacks[]``) are
 marked with ``{"$component": KIND}``; :mod:`bgekit.schema` replaces each
 marker with the live registry's names and each plugin's parameter schema.
-Strings that name a component without parameters (``device.name``,
-``data.format``, ``evaluate.metrics[]``) carry ``"$name_of": KIND``.
+Strings that name a component without parameters (``task``, ``device.name``,
+``data.format``, ``evaluate.metrics[]``) carry ``"$name_of": KIND``. The
+sections a task owns (``augment``) are not here: each task's plugin hands
+them over in its :class:`bgekit.registry.TaskSpec`, and :mod:`bgekit.schema`
+adds them (:func:`section_schema` finds a section wherever it lives).
 Every object here is closed (``additionalProperties: false``).
 
 File paths in a recipe (``data.train``, ``evaluate.*``, ``output_dir``) are
@@ -14,9 +17,9 @@ file; only ``extends`` is relative to the recipe that contains it.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
-TASKS = ["embedder", "reranker", "joint", "mine", "evaluate", "augment"]
 #: Pipeline steps (:mod:`bgekit.pipeline`), in the only order they may run.
 STEPS = ["augment", "mine", "score", "train", "evaluate"]
 
@@ -80,51 +83,6 @@ EVAL_DATA = _obj(
 )
 
 
-def _price(description: str) -> dict[str, Any]:
-    return {"type": ["number", "null"], "minimum": 0, "default": None, "description": description}
-
-
-AUGMENT = _obj(
-    {
-        "input": _str(None, "passages JSONL (id, text) for method queries; canonical training JSONL for "
-                            "paraphrase and back-translation"),
-        "method": {"$component": "augmenter"},
-        "base_url": _str(None, "the server's OpenAI-compatible URL (https://api.openai.com/v1, "
-                               "http://localhost:8000/v1 for vLLM, http://localhost:11434/v1 for Ollama)"),
-        "model": _str(None, "the LLM's name on that server"),
-        "api_key_env": _str(None, "NAME of the environment variable that holds the API key (never the key "
-                                  "itself); null for servers without keys", nullable=True),
-        "temperature": _num(0.7, "sampling temperature", 0),
-        "max_tokens": _int(512, "completion tokens per request at most", 1),
-        "timeout": _num(60, "seconds per request", 0),
-        "max_retries": _int(6, "retries of a request on 429/5xx/timeouts/unusable replies (exponential "
-                               "backoff with jitter, honouring Retry-After)", 0),
-        "concurrency": _int(4, "requests in flight", 1),
-        "requests_per_minute": _num(0, "request rate limit (0: none)", 0),
-        "tokens_per_minute": _num(0, "token rate limit, counting prompt estimate + max_tokens (0: none)", 0),
-        "price_per_1k_input": _price("price per 1000 prompt tokens, for the cost in the summary"),
-        "price_per_1k_output": _price("price per 1000 completion tokens"),
-        "cache": _str(None, "completion cache file (null: output_dir/augmented.augment-cache.sqlite)", nullable=True),
-        "filters": _obj(
-            {
-                "min_chars": _int(4, "shortest text kept, in characters", 0),
-                "max_chars": _int(300, "longest text kept, in characters", 1),
-                "language": _bool(True, "drop texts not in the script of the language asked for"),
-                "dedup": _bool(True, "drop texts equal to an earlier one (case, spaces and punctuation aside)"),
-                "roundtrip": _bool(True, "keep a new query only if its passage ranks within top_k for it"),
-                "roundtrip_model": _str(None, "embedder for the round trip (null: model.name_or_path, the base "
-                                              "model); a folder, hub id or pkg:NAME", nullable=True),
-                "top_k": _int(3, "round-trip cut-off", 1),
-                "batch_size": _int(64, "texts encoded per batch in the round trip", 1),
-            },
-            description="what is kept of the generated texts",
-        ),
-    },
-    required=["input", "method", "base_url", "model"],
-    description="the 'augment' step/task: training data written by an LLM (bgekit augment)",
-)
-
-
 def outer_schema() -> dict[str, Any]:
     """The recipe schema with component markers still in place."""
     return {
@@ -136,7 +94,8 @@ def outer_schema() -> dict[str, Any]:
         "required": ["task", "model", "output_dir"],
         "properties": {
             "extends": _str(None, "a base recipe to start from (path relative to this file)"),
-            "task": {"enum": TASKS, "description": "which job this recipe runs (with steps: what 'train' trains)"},
+            "task": {"type": "string", "$name_of": "task",
+                     "description": "which job this recipe runs (with steps: what 'train' trains)"},
             "steps": {"type": "array", "items": {"enum": STEPS}, "uniqueItems": True, "default": [],
                       "description": "a pipeline run in order, each step reading the previous one's output "
                                      "(augment -> output_dir/augmented.jsonl, mine -> output_dir/mined.jsonl, "
@@ -163,7 +122,12 @@ def outer_schema() -> dict[str, Any]:
             "data": _obj(
                 {
                     "train": PATHS,
-                    "format": {**_str("auto", "data format name, or auto to detect"), "$name_of": "data_format"},
+                    "format": {"oneOf": [{**_str("auto", "data format name, or auto to detect"),
+                                          "$name_of": "data_format"},
+                                         {"$component": "data_format"}],
+                               "default": "auto",
+                               "description": "data format name (auto: detect), or {name: FORMAT, PARAM: value} "
+                                              "to set the format's parameters (e.g. a delimiter)"},
                     "encoding": _str("auto", "text encoding, or auto to detect"),
                     "group_size": _int(8, "passages per query: 1 positive + group_size-1 negatives", 1),
                     "shuffle": _bool(True, "shuffle examples every epoch"),
@@ -191,9 +155,8 @@ def outer_schema() -> dict[str, Any]:
                                                    "max_length)", 1),
                     "normalize": _bool(False, "write sigmoid(logit) in [0, 1] instead of raw logits"),
                 },
-                description="teacher scores (pos_scores/neg_scores) for the 'score' pipeline step",
+                description="teacher scores (pos_scores/neg_scores) for task: score and the 'score' pipeline step",
             ),
-            "augment": AUGMENT,
             "reranker": _obj(
                 {
                     "name_or_path": _str(None, "the cross-encoder trained beside the retriever (task: joint): a "
@@ -275,3 +238,16 @@ def outer_schema() -> dict[str, Any]:
                           "description": "callbacks such as loggers"},
         },
     }
+
+
+def section_schema(name: str) -> dict[str, Any]:
+    """The schema of one recipe section (markers in place), whether the core or a registered task owns it."""
+    properties = outer_schema()["properties"]
+    if name in properties:
+        return properties[name]
+    from bgekit.plugins import get_registry
+
+    for task in get_registry().all("task"):
+        if name in task.sections:
+            return copy.deepcopy(dict(task.sections[name]))
+    raise KeyError(name)

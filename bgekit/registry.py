@@ -9,6 +9,7 @@ name on a miss.
 from __future__ import annotations
 
 import difflib
+import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterable, Mapping
 
@@ -133,6 +134,76 @@ class AugmenterSpec(ComponentSpec):
     hook: ClassVar[str] = "bgekit_augmenters"
 
 
+@dataclass(frozen=True)
+class TaskSpec(ComponentSpec):
+    """A job a recipe's ``task`` names (``embedder``, ``mine``, ...).
+
+    ``runner`` is ``"module:function"`` (imported only when a recipe runs the
+    task, so validating recipes and ``bgekit --help`` stay torch-free) or the
+    function itself, with the signature ``run(recipe, backend) -> dict``.
+    ``sections`` are the recipe sections the task owns, as JSON-Schema
+    fragments by section name (the augment task owns ``augment``); they are
+    merged into the recipe schema, where ``$component`` markers inside them
+    work as anywhere else. With ``trains``, a recipe's pipeline ``train`` step
+    can run the task: its runner writes the trained model to
+    ``<output_dir>/model``. ``factory`` is filled in: it calls the runner.
+    """
+
+    factory: Callable[..., Any] = None  # type: ignore[assignment]
+    runner: str | Callable[..., Any] = ""
+    sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    trains: bool = False
+
+    kind: ClassVar[str] = "task"
+    hook: ClassVar[str] = "bgekit_tasks"
+
+    def __post_init__(self) -> None:
+        if self.factory is None:
+            object.__setattr__(self, "factory", lambda recipe, backend: self.load_runner()(recipe, backend))
+
+    def load_runner(self) -> Callable[..., Any]:
+        """The runner function; a clear error when its module is not in this installation."""
+        if callable(self.runner):
+            return self.runner
+        module_name, _, function = self.runner.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            # Only the runner's own module being absent means "not available"; a missing
+            # dependency inside it is a real error and keeps its message.
+            if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+                raise BgekitError(f"task '{self.name}' is not available in this version of bgekit") from exc
+            raise
+        return getattr(module, function)
+
+
+@dataclass(frozen=True)
+class CommandSpec(ComponentSpec):
+    """A ``bgekit`` subcommand (a click command or group), as simonw/llm's ``register_commands``.
+
+    ``command`` is ``"module:attribute"`` naming the click command, imported
+    only when the command line is built, or the command object itself. The
+    command is added under ``name``.
+    """
+
+    factory: Callable[..., Any] = None  # type: ignore[assignment]
+    command: Any = ""
+
+    kind: ClassVar[str] = "command"
+    hook: ClassVar[str] = "bgekit_commands"
+
+    def __post_init__(self) -> None:
+        if self.factory is None:
+            object.__setattr__(self, "factory", self.load)
+
+    def load(self) -> Any:
+        """The click command."""
+        if not isinstance(self.command, str):
+            return self.command
+        module_name, _, attribute = self.command.partition(":")
+        return getattr(importlib.import_module(module_name), attribute)
+
+
 SPEC_TYPES: tuple[type[ComponentSpec], ...] = (
     FormatSpec,
     HeadSpec,
@@ -142,6 +213,8 @@ SPEC_TYPES: tuple[type[ComponentSpec], ...] = (
     DeviceSpec,
     CallbackSpec,
     AugmenterSpec,
+    TaskSpec,
+    CommandSpec,
 )
 KINDS: dict[str, type[ComponentSpec]] = {t.kind: t for t in SPEC_TYPES}
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from bgekit.data.atomic import atomic_write
-from bgekit.data.encoding import iter_lines
+from bgekit.data.jsonlines import JsonProblem, iter_json_lines
 from bgekit.errors import BgekitError
 
 #: ``tag`` column of a re-ordered run
@@ -37,17 +37,13 @@ class RerankSummary:
 def read_pairs(path: str | os.PathLike) -> list[dict[str, Any]]:
     """The JSON objects of a pairs file; a line without a string query and passage is an error naming it."""
     rows: list[dict[str, Any]] = []
-    for line, text in iter_lines(path):
-        if not text.strip():
-            continue
+    for line, row, text in iter_json_lines(path):
         where = f"{path}:{line}"
-        try:
-            row = json.loads(text)
-        except ValueError as err:
+        if isinstance(row, JsonProblem):
             if len(text.split()) == 6:
                 raise BgekitError(f"{where}: this looks like a TREC run; give --queries and --corpus to "
-                                  "re-order it") from err
-            raise BgekitError(f"{where}: not valid JSON ({err})") from err
+                                  "re-order it")
+            raise BgekitError(f"{where}: {row}")
         if not isinstance(row, dict):
             raise BgekitError(f"{where}: expected an object like {{\"query\": ..., \"passage\": ...}}")
         for field in ("query", "passage"):

@@ -5,6 +5,9 @@ places where a plugin's component goes (``{"$component": KIND}``) or where a
 string names one (``"$name_of": KIND``). This module turns the markers into
 real schema:
 
+- :func:`outer_schema_for` — the outer schema plus what the registered tasks
+  bring: the sections each task owns (:attr:`TaskSpec.sections`), markers
+  still in place, so a task's section takes components like any other.
 - :func:`recipe_schema` — the complete draft-07 schema that ``bgekit schema``
   prints and editors use: each component slot lists the registered names and,
   per name, that component's parameters (closed with
@@ -23,7 +26,7 @@ import re
 from typing import Any, Callable, Iterable
 
 from bgekit.recipe_schema import outer_schema
-from bgekit.registry import ComponentSpec, MetricSpec, Registry
+from bgekit.registry import ComponentSpec, ConflictError, MetricSpec, Registry, TaskSpec
 
 #: Every loss also takes ``weight``: a recipe may train a weighted sum of losses.
 LOSS_WEIGHT = {"type": "number", "default": 1.0, "description": "weight of this loss in the summed objective"}
@@ -46,7 +49,42 @@ def component_params_schema(spec: ComponentSpec) -> dict[str, Any]:
     return out
 
 
-def outer_validation_schema() -> dict[str, Any]:
+def outer_schema_for(registry: Registry, include: Callable[[ComponentSpec], bool] | None = None) -> dict[str, Any]:
+    """:func:`bgekit.recipe_schema.outer_schema` with the sections of the registered tasks added.
+
+    A section belongs to one task; two tasks that bring different schemas for
+    one section name, or a task claiming a core section, is a conflict naming
+    both owners.
+    """
+    keep = include or (lambda spec: True)
+    schema = outer_schema()
+    properties = schema["properties"]
+    added: dict[str, Any] = {}
+    owners: dict[str, TaskSpec] = {}
+    for task in registry.all("task"):
+        if not keep(task) or not isinstance(task, TaskSpec):
+            continue
+        for name, fragment in task.sections.items():
+            if name in properties and name not in owners:
+                raise ConflictError(f"task '{task.name}' of plugin '{registry.provider('task', task.name)}' "
+                                    f"claims the recipe section '{name}', which is bgekit's own")
+            if name in owners and owners[name].sections[name] != fragment:
+                first = owners[name]
+                raise ConflictError(
+                    f"recipe section '{name}' is defined by both task '{first.name}' (plugin "
+                    f"'{registry.provider('task', first.name)}') and task '{task.name}' (plugin "
+                    f"'{registry.provider('task', task.name)}')")
+            owners[name] = task
+            added[name] = copy.deepcopy(dict(fragment))
+    # Task sections go before the training settings, so resolved recipes read in a stable order.
+    keys = list(properties)
+    at = keys.index("train") if "train" in keys else len(keys)
+    schema["properties"] = {**{k: properties[k] for k in keys[:at]}, **added,
+                            **{k: properties[k] for k in keys[at:]}}
+    return schema
+
+
+def outer_validation_schema(registry: Registry) -> dict[str, Any]:
     """Stage one: component slots only need a ``name`` string; parameters come later."""
 
     def open_slot(kind: str) -> dict[str, Any]:
@@ -56,7 +94,7 @@ def outer_validation_schema() -> dict[str, Any]:
             "properties": {"name": {"type": "string", "description": f"a registered {kind} name"}},
         }
 
-    return replace_markers(outer_schema(), open_slot, lambda kind, node: _without_marker(node))
+    return replace_markers(outer_schema_for(registry), open_slot, lambda kind, node: _without_marker(node))
 
 
 def recipe_schema(registry: Registry, include: Callable[[ComponentSpec], bool] | None = None) -> dict[str, Any]:
@@ -102,7 +140,7 @@ def recipe_schema(registry: Registry, include: Callable[[ComponentSpec], bool] |
             out["enum"] = ["auto", *names] if out.get("default") == "auto" else names
         return out
 
-    return replace_markers(outer_schema(), slot, name_of)
+    return replace_markers(outer_schema_for(registry, include), slot, name_of)
 
 
 def replace_markers(

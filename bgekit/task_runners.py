@@ -1,5 +1,7 @@
-"""Which code runs a recipe's ``task``: a ``module:function`` per task, imported on use.
+"""Which code runs a recipe's ``task``: the registered :class:`bgekit.registry.TaskSpec` of that name.
 
+Tasks come from the ``bgekit_tasks`` hook (the built-in ones from
+``plugins/bgekit_tasks``); a runner is imported only when a recipe runs it.
 Kept apart from :mod:`bgekit.tasks` so that :mod:`bgekit.pipeline` (whose
 train step runs the recipe's task) and :mod:`bgekit.tasks` (which runs a
 pipeline) do not import each other. A runner has the signature
@@ -8,33 +10,14 @@ pipeline) do not import each other. A runner has the signature
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Callable
 
-from bgekit.errors import BgekitError
-
-TASK_RUNNERS: dict[str, str] = {
-    "embedder": "bgekit.train.embedder_task:run",
-    "reranker": "bgekit.train.reranker_task:run",
-    "joint": "bgekit.train.joint_task:run",
-    "mine": "bgekit.mine.mine_task:run",
-    "evaluate": "bgekit.evaluate.evaluate_task:run",
-    "augment": "bgekit.augment.task:run",
-}
+from bgekit.plugins import get_registry
+from bgekit.registry import TaskSpec
 
 
 def runner_for(task: str) -> Callable[..., dict[str, Any]]:
-    """Import the runner of ``task``; a clear error when this version has none."""
-    target = TASK_RUNNERS.get(task)
-    if target is None:
-        raise BgekitError(f"unknown task '{task}'; tasks: {', '.join(TASK_RUNNERS)}")
-    module_name, _, function = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        # Only the runner's own module being absent means "not in this version";
-        # a missing dependency inside it is a real error and keeps its message.
-        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
-            raise BgekitError(f"task '{task}' is not available in this version of bgekit") from exc
-        raise
-    return getattr(module, function)
+    """Import the runner of ``task``; a clear error when no plugin provides it or its module is absent."""
+    spec = get_registry().get("task", task)
+    assert isinstance(spec, TaskSpec)
+    return spec.load_runner()

@@ -1,8 +1,8 @@
 """Running a recipe's ``task`` around its output folder (lock, saved recipe, clean-up on failure).
 
-Which code runs each task is in :mod:`bgekit.task_runners`: ``module:function``,
-imported only when a recipe runs it, so ``bgekit recipes validate`` and
-``bgekit --help`` never import torch. A runner has the signature
+Which code runs each task is the registered task's runner
+(:mod:`bgekit.task_runners`), imported only when a recipe runs it, so
+``bgekit recipes validate`` never imports a task's dependencies. A runner has the signature
 ``run(recipe: Recipe, backend: DeviceBackend) -> dict`` and returns a small
 summary (paths written, final metrics). A recipe with ``steps`` runs them
 through :mod:`bgekit.pipeline` instead.
@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from bgekit.task_runners import TASK_RUNNERS, runner_for  # noqa: F401  (re-exported)
+from bgekit.task_runners import runner_for
 
 if TYPE_CHECKING:
     from bgekit.devices import DeviceBackend

@@ -28,6 +28,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from bgekit.data.atomic import atomic_write
+from bgekit.data.jsonlines import JsonProblem, iter_json_lines
 from bgekit.errors import BgekitError
 
 #: rows scored between two progress records
@@ -91,16 +92,18 @@ def _load_progress(path: Path, fingerprint: str) -> dict[int, dict[str, list[flo
         raw = raw[:raw.rfind(b"\n") + 1]
         with open(path, "r+b") as handle:
             handle.truncate(len(raw))
-    lines = raw.decode("utf-8").splitlines()
-    if not lines:
+    records = iter_json_lines(path, "utf-8")
+    first = next(records, None)
+    if first is None:
         return {}
-    header = json.loads(lines[0])
-    if header.get("fingerprint") != fingerprint:
+    if not isinstance(first[1], dict) or first[1].get("fingerprint") != fingerprint:
         raise BgekitError(f"{path} belongs to another input, reranker or length setting; delete it to "
                           "start scoring afresh")
     done = {}
-    for line in lines[1:]:
-        record = json.loads(line)
+    for line, record, _ in records:
+        if not isinstance(record, dict) or not {"row", "pos", "neg"} <= set(record):
+            why = record if isinstance(record, JsonProblem) else "expected a record with row, pos and neg"
+            raise BgekitError(f"{path}:{line}: {why}; delete the file to start scoring afresh")
         done[int(record["row"])] = {"pos": record["pos"], "neg": record["neg"]}
     return done
 
@@ -122,7 +125,7 @@ def _sigmoid(values: list[float]) -> list[float]:
 
 
 def score_file(input_path: str | os.PathLike, output_path: str | os.PathLike, scorer: Any, *,
-               normalize: bool = False, chunk_rows: int = CHUNK_ROWS, fmt: str = "auto",
+               normalize: bool = False, chunk_rows: int = CHUNK_ROWS, fmt: str | dict[str, Any] = "auto",
                progress: Callable[[int], None] | None = None,
                on_start: Callable[[int], None] | None = None) -> ScoreSummary:
     """Write ``input_path``'s rows with teacher ``pos_scores``/``neg_scores`` to ``output_path``.

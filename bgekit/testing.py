@@ -3,6 +3,8 @@
 - :func:`fresh_plugin_manager`: a context manager that swaps in a newly
   loaded plugin manager and puts the old one back afterwards.
 - :func:`registered_plugin`: register a plugin object for a block, then undo it.
+- :func:`registered_specs`: the same for a plugin made of spec records
+  (a :class:`~bgekit.registry.TaskSpec`, a :class:`~bgekit.registry.CommandSpec`, a loss, ...).
 - :func:`protocol_problems` / :func:`assert_satisfies`: does a component
   have every method of its :mod:`bgekit.api` Protocol, taking the arguments
   bgekit passes by name?
@@ -127,6 +129,35 @@ def registered_plugin(plugin: Any, name: str | None = None, pm: PluginManager | 
         yield registered
     finally:
         manager.unregister(name=registered)
+
+
+def spec_plugin(*specs: Any) -> Any:
+    """A plugin object whose registry hooks yield ``specs`` (records of any kinds)."""
+    import types
+    from collections import defaultdict
+
+    from bgekit.hookspecs import hookimpl
+
+    by_hook: dict[str, list[Any]] = defaultdict(list)
+    for spec in specs:
+        by_hook[spec.hook].append(spec)
+
+    def provide(records: list[Any]) -> Any:
+        return hookimpl(lambda: list(records))
+
+    return types.SimpleNamespace(**{hook: provide(records) for hook, records in by_hook.items()})
+
+
+def registered_specs(*specs: Any, name: str = "test-specs",
+                     pm: PluginManager | None = None) -> contextlib.AbstractContextManager[str]:
+    """Register a plugin named ``name`` that provides ``specs`` for the block, then undo it.
+
+    Example::
+
+        with registered_specs(TaskSpec(name="count", runner="my_plugin:run")):
+            CliRunner().invoke(main, ["run", "count.yaml"])
+    """
+    return registered_plugin(spec_plugin(*specs), name=name, pm=pm)
 
 
 def _train_tokenizer(arch: str, vocab_size: int):

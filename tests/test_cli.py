@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import textwrap
 from pathlib import Path
@@ -10,8 +11,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from bgekit import tasks
 from bgekit.cli import main
+from bgekit.hookspecs import hookimpl
 from bgekit.schema import dumps, recipe_schema
 from bgekit.plugins import get_plugin_manager
 
@@ -58,7 +59,9 @@ def runner() -> CliRunner:
 
 
 def _all_commands(group: click.Group, prefix: tuple[str, ...] = ()):
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # main's commands come from the registry
+        command = group.get_command(ctx, name)
         yield prefix + (name,), command
         if isinstance(command, click.Group):
             yield from _all_commands(command, prefix + (name,))
@@ -132,8 +135,21 @@ def test_usage_errors_exit_2(runner):
     assert runner.invoke(main, ["no-such-command"]).exit_code == 2
 
 
-def test_run_saves_resolved_recipe_and_calls_the_task(runner, toy_plugin, tmp_path, monkeypatch):
-    monkeypatch.setitem(tasks.TASK_RUNNERS, "embedder", "bgekit_toy_components:fake_run")
+def replace_task(pm, name: str, runner: str) -> None:
+    """Swap the built-in tasks plugin for one whose task ``name`` runs ``runner``."""
+    builtin = pm.unregister(name="tasks")
+
+    class Tasks:
+        @hookimpl
+        def bgekit_tasks(self):
+            for spec in builtin.bgekit_tasks():
+                yield dataclasses.replace(spec, runner=runner, factory=None) if spec.name == name else spec
+
+    pm.register(Tasks(), name="tasks")
+
+
+def test_run_saves_resolved_recipe_and_calls_the_task(runner, bgekit_pm, toy_plugin, tmp_path, monkeypatch):
+    replace_task(bgekit_pm, "embedder", "bgekit_toy_components:fake_run")
     monkeypatch.syspath_prepend(str(Path(toy_plugin.__file__).parent))
     out = tmp_path / "out"
     good = write(tmp_path / "good.yaml", GOOD.format(out=out))
@@ -147,8 +163,8 @@ def test_run_saves_resolved_recipe_and_calls_the_task(runner, toy_plugin, tmp_pa
     assert "batch_size: 2  # from: command line" in saved
 
 
-def test_task_without_a_runner_is_a_clear_error(runner, toy_plugin, tmp_path, monkeypatch):
-    monkeypatch.setitem(tasks.TASK_RUNNERS, "joint", "bgekit.train.no_such_module:run")
+def test_task_without_a_runner_is_a_clear_error(runner, bgekit_pm, toy_plugin, tmp_path):
+    replace_task(bgekit_pm, "joint", "bgekit.train.no_such_module:run")
     good = write(tmp_path / "good.yaml", GOOD.format(out=tmp_path / "out"))
     result = runner.invoke(main, ["run", str(good), "task=joint"])
     assert result.exit_code == 1

@@ -31,7 +31,9 @@ SHELL = {"", "bash", "sh", "shell", "console", "zsh"}
 
 def _commands(group: click.Group = main, path: tuple[str, ...] = ()):
     """``(path, command)`` of every command and group under ``group``."""
-    for name, command in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in sorted(group.list_commands(ctx)):  # main's commands come from the registry
+        command = group.get_command(ctx, name)
         yield (*path, name), command
         if isinstance(command, click.Group):
             yield from _commands(command, (*path, name))

@@ -15,19 +15,16 @@ from bgekit.commands.params import MODEL_DIR
 def _read_texts(path: str) -> list[str]:
     """One text per line of a .txt file, or the ``text`` of each line of a .jsonl file."""
     from bgekit.data.encoding import iter_lines
+    from bgekit.data.jsonlines import iter_json_lines
     from bgekit.errors import BgekitError
 
+    if not path.endswith(".jsonl"):
+        return [line for _, line in iter_lines(path) if line.strip()]
     texts = []
-    for lineno, line in iter_lines(path):
-        if not line.strip():
-            continue
-        if path.endswith(".jsonl"):
-            try:
-                texts.append(str(json.loads(line)["text"]))
-            except (ValueError, KeyError, TypeError):
-                raise BgekitError(f"{path}:{lineno}: expected a JSON object with a 'text'") from None
-        else:
-            texts.append(line)
+    for lineno, obj, _ in iter_json_lines(path):
+        if not isinstance(obj, dict) or "text" not in obj:
+            raise BgekitError(f"{path}:{lineno}: expected a JSON object with a 'text'")
+        texts.append(str(obj["text"]))
     return texts
 
 

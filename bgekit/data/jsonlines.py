@@ -1,8 +1,10 @@
 """JSON Lines: one JSON object per line, read with line numbers.
 
 Every reader of a JSONL side file (pools, texts to encode, BEIR corpus and
-queries) goes through :func:`iter_jsonl_records`, so encodings are detected
-the same way everywhere and every bad line is reported as ``file:line``.
+queries) goes through :func:`iter_jsonl_records` (bad lines become row
+errors) or :func:`iter_json_lines` (the reader stops at the first bad line
+with its own message), so encodings are detected the same way everywhere and
+every bad line is reported as ``file:line``.
 :func:`parse_json` is the one place a line of JSON is decoded: whatever the
 line holds (a 10,000-digit number, 100,000 nested brackets), it returns the
 value or a reason, never raises.
@@ -69,6 +71,14 @@ def iter_jsonl_records(path: str | Path, encoding: str | None = "auto") -> Itera
             yield RowError(str(path), line, f"expected a JSON object, got {json_type(obj)}", raw=text)
             continue
         yield line, obj
+
+
+def iter_json_lines(path: str | Path, encoding: str | None = "auto") -> Iterator[tuple[int, Any, str]]:
+    """``(line, value, text)`` for each non-blank line; ``value`` is a :class:`JsonProblem` when
+    the line is not JSON. For strict files, whose readers raise ``file:line`` errors of their own."""
+    for line, text in iter_lines(path, encoding):
+        if text.strip():
+            yield line, parse_json(text), text
 
 
 def json_type(value: Any) -> str:

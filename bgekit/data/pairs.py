@@ -26,6 +26,7 @@ from typing import Iterator, Sequence
 
 from bgekit.data.atomic import atomic_write
 from bgekit.data.encoding import iter_lines
+from bgekit.data.jsonlines import JsonProblem, iter_json_lines, parse_json
 from bgekit.data.sentences import is_cjk, sentence_spans
 from bgekit.errors import BgekitError
 
@@ -55,13 +56,9 @@ def read_passages(path: str | Path, encoding: str | None = "auto") -> list[Passa
     ``position``, ``title``, ``chapter`` optional)."""
     out: list[PassageRecord] = []
     ids: set[str] = set()
-    for line, raw in iter_lines(path, encoding):
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw)
-        except ValueError as exc:
-            raise BgekitError(f"{path}:{line}: not valid JSON ({exc.msg}); fix or remove the line") from None
+    for line, obj, _ in iter_json_lines(path, encoding):
+        if isinstance(obj, JsonProblem):
+            raise BgekitError(f"{path}:{line}: {obj}; fix or remove the line")
         text = obj.get("text") if isinstance(obj, dict) else None
         if not isinstance(text, str) or not text.strip():
             raise BgekitError(f"{path}:{line}: $.text  every passage needs a non-empty 'text'")
@@ -107,11 +104,12 @@ def file_queries(path: str | Path, passages: Sequence[PassageRecord]) -> Iterato
     for line, raw in iter_lines(path):
         if not raw.strip():
             continue
-        if raw.lstrip().startswith("{"):
-            try:
-                obj = json.loads(raw)
-            except ValueError as exc:
-                raise BgekitError(f"{path}:{line}: not valid JSON ({exc.msg})") from None
+        if raw.lstrip().startswith("{"):  # a JSON line; anything else is passage_id<TAB>query
+            obj = parse_json(raw)
+            if isinstance(obj, JsonProblem):
+                raise BgekitError(f"{path}:{line}: {obj}")
+            if not isinstance(obj, dict):
+                raise BgekitError(f"{path}:{line}: expected a JSON object with 'passage_id' and 'query'")
             pid, query = obj.get("passage_id"), obj.get("query")
         else:
             pid, _, query = raw.partition("\t")

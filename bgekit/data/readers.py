@@ -5,7 +5,7 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, Mapping
 
 from bgekit.data.encoding import SAMPLE_BYTES, detect_encoding_of_bytes, resolve_encoding
 from bgekit.data.example import Example, RowError
@@ -84,17 +84,42 @@ class OpenedData:
     path: str
     spec: FormatSpec
     encoding: str  # the codec used, or "per file" for a directory
+    params: dict[str, Any] = field(default_factory=dict)  # the reader's parameters (a recipe's data.format)
 
     def rows(self, **params) -> Iterator[Example | RowError]:
-        if "encoding" in self.spec.params_schema.get("properties", {}):
-            params.setdefault("encoding", "auto" if Path(self.path).is_dir() else self.encoding)
+        params = {**self.params, **params}
+        if "encoding" in self.spec.params_schema.get("properties", {}) and params.get("encoding") in (None, "auto"):
+            # "auto" means what open_data settled (data.encoding, or detected)
+            params["encoding"] = "auto" if Path(self.path).is_dir() else self.encoding
         reader = self.spec.create(**params)
         yield from reader.read(self.path)
 
 
-def open_data(path: str | Path, registry: Registry | None = None, fmt: str = "auto",
+#: a format as recipes and callers give it: a name (or "auto"), or ``{name: ..., PARAM: value, ...}``
+FormatChoice = str | Mapping[str, Any] | None
+
+
+def format_choice(fmt: FormatChoice) -> tuple[str, dict[str, Any]]:
+    """``(name, params)`` of a recipe's ``data.format``, whether a name or a mapping with parameters."""
+    if fmt is None:
+        return "auto", {}
+    if isinstance(fmt, Mapping):
+        params = dict(fmt)
+        name = params.pop("name", "auto")
+        if name == "auto" and params:
+            raise BgekitError(f"data.format: parameters ({', '.join(sorted(params))}) need a format name, not auto")
+        return str(name), params
+    return fmt, {}
+
+
+def open_data(path: str | Path, registry: Registry | None = None, fmt: FormatChoice = "auto",
               encoding: str | None = "auto", role: str | None = None) -> OpenedData:
-    """Settle format and encoding of ``path`` (detecting what is ``auto``)."""
+    """Settle format and encoding of ``path`` (detecting what is ``auto``).
+
+    ``fmt`` is a format name, ``"auto"``, or a mapping ``{name: ..., PARAM: ...}`` whose
+    parameters reach the reader's factory.
+    """
+    name, params = format_choice(fmt)
     if registry is None:
         from bgekit.plugins import get_registry
 
@@ -106,15 +131,15 @@ def open_data(path: str | Path, registry: Registry | None = None, fmt: str = "au
         codec = "per file"
     else:
         codec = resolve_encoding(path, encoding)
-    if fmt == "auto":
+    if name == "auto":
         spec = detect_format(path, registry, role=role, encoding=None if path.is_dir() else codec)
     else:
-        spec = registry.get("data_format", fmt)
+        spec = registry.get("data_format", name)
     assert isinstance(spec, FormatSpec)
-    return OpenedData(str(path), spec, codec)
+    return OpenedData(str(path), spec, codec, params)
 
 
-def read_examples(path: str | Path, registry: Registry | None = None, fmt: str = "auto",
+def read_examples(path: str | Path, registry: Registry | None = None, fmt: FormatChoice = "auto",
                   encoding: str | None = "auto", **params) -> Iterator[Example | RowError]:
-    """Stream examples (and row errors) from ``path`` in format ``fmt``."""
+    """Stream examples (and row errors) from ``path`` in format ``fmt`` (a name, or ``{name, **params}``)."""
     yield from open_data(path, registry, fmt, encoding).rows(**params)

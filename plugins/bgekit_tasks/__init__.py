@@ -1,0 +1,28 @@
+"""Built-in tasks: what a recipe's ``task:`` can name, registered as a third party's would be.
+
+Runners are ``module:function`` strings, imported only when a recipe runs
+them. A task that owns a recipe section hands its schema over here.
+"""
+
+from __future__ import annotations
+
+from bgekit.api import TaskSpec, hookimpl
+from bgekit.augment.section import AUGMENT
+
+
+@hookimpl
+def bgekit_tasks():
+    yield TaskSpec(name="embedder", summary="fine-tune a retriever (BGE-M3: dense, sparse, ColBERT heads)",
+                   runner="bgekit.train.embedder_task:run", trains=True)
+    yield TaskSpec(name="reranker", summary="fine-tune a cross-encoder reranker",
+                   runner="bgekit.train.reranker_task:run", trains=True)
+    yield TaskSpec(name="joint", summary="train a retriever and a reranker together (RocketQAv2)",
+                   runner="bgekit.train.joint_task:run", trains=True)
+    yield TaskSpec(name="mine", summary="mine hard negatives for the training data",
+                   runner="bgekit.mine.mine_task:run")
+    yield TaskSpec(name="score", summary="teacher scores for the training data from a cross-encoder",
+                   runner="bgekit.score_task:run")
+    yield TaskSpec(name="evaluate", summary="evaluate a retriever on BEIR-style data",
+                   runner="bgekit.evaluate.evaluate_task:run")
+    yield TaskSpec(name="augment", summary="write training data with an LLM",
+                   runner="bgekit.augment.task:run", sections={"augment": AUGMENT})

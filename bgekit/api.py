@@ -154,7 +154,7 @@ _HELPERS = {
     "rescore": "bgekit.evaluate.search:rescore",
     "HeadSearch": "bgekit.evaluate.search:HeadSearch",  # a mode (a head or hybrid) as encode/search steps
     # callbacks
-    "truncate_jsonl_after": "bgekit.train.failures:truncate_jsonl_after",  # a resumed run rewrites its steps
+    "truncate_jsonl_after": "bgekit.data.jsonlines:truncate_jsonl_after",  # a resumed run rewrites its steps
     # augmenters: input files, reply parsing, prompt templates a recipe may override
     "read_passage_items": "bgekit.augment.augmenter:read_passage_items",
     "read_training_items": "bgekit.augment.augmenter:read_training_items",

@@ -248,6 +248,6 @@ def section_schema(name: str) -> dict[str, Any]:
     from bgekit.plugins import get_registry
 
     for task in get_registry().all("task"):
-        if name in task.sections:
-            return copy.deepcopy(dict(task.sections[name]))
+        if name in task.owned_sections():
+            return copy.deepcopy(dict(task.owned_sections()[name]))
     raise KeyError(name)

@@ -142,16 +142,17 @@ class TaskSpec(ComponentSpec):
     task, so validating recipes and ``bgekit --help`` stay torch-free) or the
     function itself, with the signature ``run(recipe, backend) -> dict``.
     ``sections`` are the recipe sections the task owns, as JSON-Schema
-    fragments by section name (the augment task owns ``augment``); they are
-    merged into the recipe schema, where ``$component`` markers inside them
-    work as anywhere else. With ``trains``, a recipe's pipeline ``train`` step
+    fragments by section name (the augment task owns ``augment``), or
+    ``"module:attribute"`` naming that mapping (so a plugin need not import
+    the module that defines them); they are merged into the recipe schema,
+    where ``$component`` markers inside them work as anywhere else. With ``trains``, a recipe's pipeline ``train`` step
     can run the task: its runner writes the trained model to
     ``<output_dir>/model``. ``factory`` is filled in: it calls the runner.
     """
 
     factory: Callable[..., Any] = None  # type: ignore[assignment]
     runner: str | Callable[..., Any] = ""
-    sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    sections: Mapping[str, Mapping[str, Any]] | str = field(default_factory=dict)
     trains: bool = False
 
     kind: ClassVar[str] = "task"
@@ -160,6 +161,17 @@ class TaskSpec(ComponentSpec):
     def __post_init__(self) -> None:
         if self.factory is None:
             object.__setattr__(self, "factory", lambda recipe, backend: self.load_runner()(recipe, backend))
+
+    def owned_sections(self) -> Mapping[str, Mapping[str, Any]]:
+        """The recipe sections this task owns, by name (a ``"module:attribute"`` reference imported)."""
+        if not isinstance(self.sections, str):
+            return self.sections
+        module_name, _, attribute = self.sections.partition(":")
+        try:
+            return getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError) as exc:
+            raise BgekitError(f"task '{self.name}': its recipe sections '{self.sections}' cannot be loaded "
+                              f"({exc}); reinstall the plugin that provides it") from exc
 
     def load_runner(self) -> Callable[..., Any]:
         """The runner function; a clear error when its module is not in this installation."""

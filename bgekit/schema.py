@@ -64,11 +64,11 @@ def outer_schema_for(registry: Registry, include: Callable[[ComponentSpec], bool
     for task in registry.all("task"):
         if not keep(task) or not isinstance(task, TaskSpec):
             continue
-        for name, fragment in task.sections.items():
+        for name, fragment in task.owned_sections().items():
             if name in properties and name not in owners:
                 raise ConflictError(f"task '{task.name}' of plugin '{registry.provider('task', task.name)}' "
                                     f"claims the recipe section '{name}', which is bgekit's own")
-            if name in owners and owners[name].sections[name] != fragment:
+            if name in owners and owners[name].owned_sections()[name] != fragment:
                 first = owners[name]
                 raise ConflictError(
                     f"recipe section '{name}' is defined by both task '{first.name}' (plugin "

@@ -72,3 +72,12 @@ def test_docs_name_every_helper():
     docs = (PLUGINS.parent / "docs" / "plugins.md").read_text(encoding="utf-8")
     missing = [name for name in api._HELPERS if f"`{name}`" not in docs]
     assert not missing, f"docs/plugins.md does not mention {missing}"
+
+
+def test_loading_every_plugin_for_help_imports_no_torch():
+    """``bgekit --help`` loads every plugin (commands are plugins); none may pull in torch at import."""
+    code = ("import sys; from click.testing import CliRunner; from bgekit.cli import main; "
+            "result = CliRunner().invoke(main, ['--help']); assert result.exit_code == 0, result.output; "
+            "assert 'mine' in result.output; "
+            "assert 'torch' not in sys.modules, 'a plugin imported torch at load time'")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import textwrap
 from pathlib import Path
 
@@ -309,3 +310,22 @@ def test_without_the_commands_plugin_a_command_says_why(monkeypatch):
     assert result.exit_code == 1
     assert result.output == ("error: no bgekit commands: the built-in 'commands' plugin is disabled "
                              "(BGEKIT_DISABLE_PLUGINS)\n")
+
+
+def test_task_sections_may_be_named_lazily(tmp_path):
+    """A task may name its sections as ``module:attribute`` (the built-in augment task does): they are
+    loaded when the schema is built, and a reference that does not load is one error naming the task."""
+    from bgekit.errors import BgekitError
+    from bgekit.registry import TaskSpec
+
+    module = tmp_path / "lazy_sections_for_test.py"
+    module.write_text('SECTIONS = {"lazy": {"type": "object", "properties": {"n": {"type": "integer"}}}}\n')
+    sys.path.insert(0, str(tmp_path))
+    try:
+        spec = TaskSpec(name="lazy", summary="", runner="x:y", sections="lazy_sections_for_test:SECTIONS")
+        assert spec.owned_sections()["lazy"]["properties"]["n"] == {"type": "integer"}
+    finally:
+        sys.path.remove(str(tmp_path))
+    broken = TaskSpec(name="broken", summary="", runner="x:y", sections="no_such_module_here:SECTIONS")
+    with pytest.raises(BgekitError, match="task 'broken'.*no_such_module_here"):
+        broken.owned_sections()

@@ -11,7 +11,7 @@ head says it can be searched. Then:
   writes queries (against the loopback mock chat server), the plugin miner mines, the plugin loss
   trains the plugin head, the plugin metric is reported, the plugin callback sees every event;
 - the plugin head is searched by ``bgekit eval`` and ``bgekit mine``, alone and in a hybrid;
-- strict xfail until its branch merges (the lead removes the mark): a recipe sets the format's parameters.
+- a recipe sets the plugin format's parameters (``data.format: {name, separator}``).
 """
 
 from __future__ import annotations
@@ -264,11 +264,6 @@ def test_plugin_callback_receives_every_event(pipeline):
     assert set(evaluated["metrics"]) == {"e2e-metric@2", "e2e-metric", "ndcg@10"}
 
 
-needs_format_branch = pytest.mark.xfail(strict=True, reason="needs the format-parameters branch; lead removes this "
-                                                              "at merge")
-
-
-@needs_format_branch
 def test_plugin_format_reads_with_recipe_set_parameters(installed, book, tiny_model_dir):
     recipe = {
         "task": "embedder", "output_dir": str(book / "format-run"), "device": {"name": "fake-cpu"},

@@ -166,7 +166,7 @@ def load_roundtrip_model(settings: FilterSettings) -> Any:
 def roundtrip_ranks(model: Any, queries: Sequence[str], own: Sequence[int], corpus: Sequence[str],
                     settings: FilterSettings) -> list[int | None]:
     """For each query, the 1-based rank of its own passage ``corpus[own[i]]`` if within ``top_k``, else None."""
-    from bgekit.evaluate.search import dense_search
+    from bgekit.evaluate.search import inner_product_search
 
     if not queries:
         return []
@@ -174,7 +174,7 @@ def roundtrip_ranks(model: Any, queries: Sequence[str], own: Sequence[int], corp
                             max_length=settings.passage_max_length, heads=["dense"])["dense"]
     encoded = model.encode(list(queries), is_query=True, batch_size=settings.batch_size,
                            max_length=settings.query_max_length, heads=["dense"])["dense"]
-    indices, scores = dense_search(encoded, passages, settings.top_k)
+    indices, scores = inner_product_search(encoded, passages, settings.top_k)
     ranks: list[int | None] = []
     for row, row_scores, target in zip(indices, scores, own):
         order = sorted(range(len(row)), key=lambda j: -row_scores[j])

@@ -54,3 +54,6 @@ AUGMENT = _obj(
     required=["input", "method", "base_url", "model"],
     description="the 'augment' step/task: training data written by an LLM (bgekit augment)",
 )
+
+#: the recipe sections the augment task owns (``TaskSpec.sections``)
+SECTIONS = {"augment": AUGMENT}

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
+from bgekit.data.atomic import atomic_write
 from bgekit.data.encoding import iter_lines
 from bgekit.data.example import RowError
 
@@ -86,3 +87,24 @@ def json_type(value: Any) -> str:
     names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number",
              float: "number", type(None): "null"}
     return names.get(type(value), type(value).__name__)
+
+
+def truncate_jsonl_after(path: Path, step: int) -> None:
+    """Keep the lines of a JSON-lines log whose ``step`` is at most ``step`` (a resumed run writes the rest
+    again); a line cut short by a kill is dropped too. Rewritten atomically; a missing file is left missing."""
+    if not path.is_file():
+        return
+    kept, changed = [], False
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+            keep = isinstance(record, dict) and int(record.get("step", 0)) <= step
+        except (ValueError, TypeError):
+            keep = False
+        if keep:
+            kept.append(line)
+        else:
+            changed = True
+    if changed:
+        with atomic_write(path) as handle:
+            handle.write("".join(f"{line}\n" for line in kept))

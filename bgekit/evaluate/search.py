@@ -55,10 +55,6 @@ def inner_product_search(queries: np.ndarray, passages: np.ndarray, k: int) -> t
     return VectorIndex(passages, IndexConfig(use_gpu=False)).search(queries, k)
 
 
-#: the name ``bgekit.augment.filters`` imports (the round-trip filter searches vectors)
-dense_search = inner_product_search
-
-
 def exhaustive_search(head: "Head", queries: Any, index: Any, size: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top k by scoring every one of ``size`` passages with ``head.score_candidates``, a block of queries
     at a time; ``queries`` must be sliceable (a list or an array, as ``collate`` returns by default)."""

@@ -23,31 +23,10 @@ from typing import Any, Sequence
 
 import torch
 
-from bgekit.data.atomic import atomic_write
+from bgekit.data.jsonlines import truncate_jsonl_after  # noqa: F401 - the trainer's logs use it from here
 from bgekit.errors import BgekitError
 
 ERRORS_FILE = "errors.jsonl"
-
-
-def truncate_jsonl_after(path: Path, step: int) -> None:
-    """Keep the lines of a JSON-lines log whose ``step`` is at most ``step`` (a resumed run writes the rest
-    again); a line cut short by a kill is dropped too. Rewritten atomically; a missing file is left missing."""
-    if not path.is_file():
-        return
-    kept, changed = [], False
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-            keep = isinstance(record, dict) and int(record.get("step", 0)) <= step
-        except (ValueError, TypeError):
-            keep = False
-        if keep:
-            kept.append(line)
-        else:
-            changed = True
-    if changed:
-        with atomic_write(path) as handle:
-            handle.write("".join(f"{line}\n" for line in kept))
 
 
 def _finite(value: Any) -> float | None:

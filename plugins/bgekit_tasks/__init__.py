@@ -7,7 +7,6 @@ them. A task that owns a recipe section hands its schema over here.
 from __future__ import annotations
 
 from bgekit.api import TaskSpec, hookimpl
-from bgekit.augment.section import AUGMENT
 
 
 @hookimpl
@@ -25,4 +24,4 @@ def bgekit_tasks():
     yield TaskSpec(name="evaluate", summary="evaluate a retriever on BEIR-style data",
                    runner="bgekit.evaluate.evaluate_task:run")
     yield TaskSpec(name="augment", summary="write training data with an LLM",
-                   runner="bgekit.augment.task:run", sections={"augment": AUGMENT})
+                   runner="bgekit.augment.task:run", sections="bgekit.augment.section:SECTIONS")

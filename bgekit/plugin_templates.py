@@ -107,6 +107,8 @@ class MeanHead(Head):
     """One vector per text: the mean of its token states; no parameters, so no weights file."""
 
     gatherable = True  # one fixed-size vector per text: passages can be gathered across devices
+    retrieves = True  # searches a whole corpus: exact inner product (Head.score_candidates' default)
+    hybrid_weight = 1.0  # its weight when `--mode hybrid` adds its scores to the other heads'
 
     def __init__(self, hidden_size: int) -> None:
         super().__init__()

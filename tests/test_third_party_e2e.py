@@ -104,11 +104,8 @@ class QuestionWriter(Augmenter):
         return {"language": self.language}
 '''
 
-#: the search interface heads gain on the search branch: searchable, and its weight in hybrids
-HEAD_SEARCH = '''    gatherable = True  # one fixed-size vector per text: passages can be gathered across devices
-    retrieves = True  # searched like the built-in heads (exact, over score())
-    hybrid_weight = 0.5
-'''
+#: the generated head's weight in hybrids, changed so that the test sees it used
+HEAD_WEIGHT = ("    hybrid_weight = 1.0", "    hybrid_weight = 0.5")
 
 TOPICS = ["lighthouse", "orchard", "glacier", "bakery", "volcano", "library", "harbour", "meadow"]
 
@@ -131,9 +128,8 @@ def fill_in(root: Path) -> list[Path]:
     (augmenter / "__init__.py").write_text(init.replace("component:TitleWriter", "component:QuestionWriter"))
     head = root / NAMES["head"] / package_name(NAMES["head"]) / "component.py"
     source = head.read_text(encoding="utf-8")
-    gatherable = HEAD_SEARCH.splitlines(keepends=True)[0]
-    assert gatherable in source
-    head.write_text(source.replace(gatherable, HEAD_SEARCH), encoding="utf-8")
+    assert HEAD_WEIGHT[0] in source
+    head.write_text(source.replace(*HEAD_WEIGHT), encoding="utf-8")
     return folders
 
 

@@ -177,7 +177,13 @@ def outer_schema() -> dict[str, Any]:
                     "temperature": _num(0.02, "divides the retriever's scores before the softmax over a list", 0),
                     "reranker_temperature": _num(1.0, "divides the reranker's logits before the softmax over a "
                                                       "list (the distillation target)", 0),
-                    "rerank_weight": _num(1.0, "weight of the reranker's listwise cross-entropy from the labels", 0),
+                    "reranker_loss": {"oneOf": [{"$component": "loss"}],
+                                      "description": "the reranker's loss from the labels: a reranker loss "
+                                                     "(ranknet, lambdarank, bce, ...) and its parameters, "
+                                                     "weighted by rerank_weight; absent: the reranker task's "
+                                                     "default, listwise-ce"},
+                    "rerank_weight": _num(1.0, "weight of the reranker's loss from the labels "
+                                               "(joint.reranker_loss)", 0),
                     "distill_weight": _num(1.0, "weight of KL(reranker's list distribution || retriever's)", 0),
                     "contrastive_weight": _num(0.0, "weight of the retriever's own 'loss' (e.g. infonce with "
                                                     "in-batch negatives); 0 leaves it out, as RocketQAv2 does", 0),

@@ -28,7 +28,7 @@ from bgekit.train import checkpoint as ckpt
 from bgekit.train import embedder_task
 from bgekit.train.failures import ERRORS_FILE, truncate_jsonl_after
 from bgekit.train.output_lock import LOCK_FILE, locked_output_dir
-from bgekit.train.trainer import Trainer
+from bgekit.train.gradcache import EmbedderChunks
 
 from test_trainer import model_dir, recipe, run, toy_rows, weights, write_data  # noqa: F401 (fixture)
 
@@ -275,7 +275,7 @@ def test_9_the_lock_is_held_across_processes_and_a_dead_holders_lock_does_not_bl
 # -- 10: non-finite loss or gradient norm --------------------------------------------------------------
 
 def test_10_a_nan_batch_is_skipped_counted_and_logged_with_its_rows(tmp_path, model_dir, bgekit_pm, monkeypatch):
-    real = Trainer.embedder_batch_loss
+    real = EmbedderChunks.plain_loss
 
     def nan_at_step_2(self, wrapped, batch, step):
         loss, parts = real(self, wrapped, batch, step)
@@ -288,7 +288,7 @@ def test_10_a_nan_batch_is_skipped_counted_and_logged_with_its_rows(tmp_path, mo
             self._poisoned = True
         return out
 
-    monkeypatch.setattr(Trainer, "embedder_batch_loss", once)
+    monkeypatch.setattr(EmbedderChunks, "plain_loss", once)
     out = tmp_path / "out"
     result = run(recipe(tmp_path, model_dir, write_data(tmp_path, toy_rows(24)), out="out", max_steps=4))
     assert result["steps"] == 4
@@ -317,8 +317,8 @@ def test_10_a_diverging_run_stops_with_an_error_and_never_saves_nan(tmp_path, mo
 
 
 def test_10_max_failed_batches_stops_the_run(tmp_path, model_dir, bgekit_pm, monkeypatch):
-    real = Trainer.embedder_batch_loss
-    monkeypatch.setattr(Trainer, "embedder_batch_loss",
+    real = EmbedderChunks.plain_loss
+    monkeypatch.setattr(EmbedderChunks, "plain_loss",
                         lambda self, w, b, s: (lambda out: (out[0] * float("inf"), out[1]))(real(self, w, b, s)))
     out = tmp_path / "out"
     with pytest.raises(BgekitError, match="train.max_failed_batches is 2"):

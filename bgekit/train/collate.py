@@ -26,6 +26,21 @@ def pin_optional(tensor: torch.Tensor | None) -> torch.Tensor | None:
     return tensor.pin_memory() if tensor is not None else None
 
 
+def common_group_size(groups: Sequence[TrainGroup]) -> int:
+    """The one number of passages every group of a batch has (a batch is a (Q, G) block)."""
+    if not groups:
+        raise ValueError("cannot collate an empty batch")
+    group_size = len(groups[0].passages)
+    if any(len(g.passages) != group_size for g in groups):
+        raise ValueError("all groups of a batch must have the same number of passages")
+    return group_size
+
+
+def query_texts(groups: Sequence[TrainGroup], instruction: str) -> list[str]:
+    """Each group's query with ``instruction`` in front (the example's own ``prompt`` wins)."""
+    return [(g.prompt if g.prompt is not None else instruction) + g.query for g in groups]
+
+
 @dataclass
 class TrainBatch:
     """Tokenised queries and passages, teacher scores (Q, G) when every group has them."""
@@ -75,12 +90,8 @@ class Collator:
         return {"input_ids": features["input_ids"], "attention_mask": features["attention_mask"]}
 
     def __call__(self, groups: Sequence[TrainGroup]) -> TrainBatch:
-        if not groups:
-            raise ValueError("cannot collate an empty batch")
-        group_size = len(groups[0].passages)
-        if any(len(g.passages) != group_size for g in groups):
-            raise ValueError("all groups of a batch must have the same number of passages")
-        queries = [(g.prompt if g.prompt is not None else self.query_instruction) + g.query for g in groups]
+        group_size = common_group_size(groups)
+        queries = query_texts(groups, self.query_instruction)
         passages = [self.passage_instruction + p for g in groups for p in g.passages]
         teacher = None
         if all(g.teacher_scores is not None for g in groups):

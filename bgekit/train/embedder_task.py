@@ -12,88 +12,33 @@ trained (:mod:`bgekit.train.refresh`).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
-from bgekit.data.example import Example, RowError
-from bgekit.data.readers import read_examples
 from bgekit.devices import DeviceBackend
-from bgekit.errors import BgekitError
-from bgekit.plugins import get_plugin_manager
+from bgekit.data.example import Example
 from bgekit.registry import Registry
 from bgekit.train import checkpoint as ckpt
-from bgekit.train.batching import LengthGroupedBatcher
-from bgekit.train.best import BestModel, check_select_best
-from bgekit.train.callbacks import build_callbacks, recipe_for_plugins, run_lifecycle
-from bgekit.train.collate import Collator
-from bgekit.train.distributed import setup_process, teardown_process
-from bgekit.train.failures import check_finite_weights
 from bgekit.train import refresh
-from bgekit.train.refresh import NegativeRefresher, RefreshingSampler
+from bgekit.train.best import BestModel, check_select_best
+from bgekit.train.collate import Collator
+from bgekit.train.gradcache import EmbedderChunks
+from bgekit.train.loss_terms import build_losses, loss_entries
 from bgekit.train.outcome import HeldOutEvaluation, comparison_lines, data_summary, write_embedder_card
+from bgekit.train.refresh import NegativeRefresher, RefreshingSampler
 from bgekit.train.sampling import GroupSampler
-from bgekit.train.trainer import LossTerm, RunInfo, Trainer, TrainConfig, resolve_dtype, seed_everything
+from bgekit.train.task_skeleton import (
+    TaskSetup,
+    TrainingRun,
+    TrainingTask,
+    console,
+    run_training,
+    save_model_atomically,
+    write_model,
+)
+from bgekit.train.trainer import TrainResult
 
-#: Bad rows shown in full before the rest are only counted.
-SHOWN_ROW_ERRORS = 5
 DEFAULT_LOSS = {"name": "infonce"}
-
-console = Console(stderr=True)
-
-
-def load_training_examples(data: dict[str, Any], registry: Registry, report: Any = console) -> tuple[list[Example], list[RowError]]:
-    """Every valid example of ``data.train``; bad rows are reported (first few in full) and skipped."""
-    paths = data.get("train")
-    if not paths:
-        raise BgekitError("data.train: no training data; give a JSONL file (or a list of them)")
-    paths = [paths] if isinstance(paths, str) else list(paths)
-    fmt = data.get("format") or "auto"
-    limit = data.get("max_examples")
-    examples: list[Example] = []
-    errors: list[RowError] = []
-    for path in paths:  # relative to the working directory, as every recipe path
-        for item in read_examples(path, registry, fmt, encoding=data.get("encoding") or "auto"):
-            if isinstance(item, RowError):
-                errors.append(item)
-            else:
-                examples.append(item)
-                if limit and len(examples) >= limit:
-                    break
-        if limit and len(examples) >= limit:
-            break
-    if errors and report is not None:
-        report.print(f"[yellow]skipped {len(errors)} bad training row(s):[/yellow]")
-        for err in errors[:SHOWN_ROW_ERRORS]:
-            report.print(f"  {err}", markup=False, highlight=False, soft_wrap=True)
-        if len(errors) > SHOWN_ROW_ERRORS:
-            report.print(f"  ... and {len(errors) - SHOWN_ROW_ERRORS} more (bgekit data validate lists all)")
-    if not examples:
-        shown = "\n".join(f"  {e}" for e in errors[:SHOWN_ROW_ERRORS])
-        raise BgekitError(f"data.train: no valid training example in {', '.join(map(str, paths))}"
-                          + (f"; problems:\n{shown}" if shown else " (the files are empty)"))
-    return examples, errors
-
-
-def build_losses(entries: Any, registry: Registry) -> list[LossTerm]:
-    """The recipe's ``loss`` (one component or a list), each with its weight."""
-    if entries is None:
-        entries = [DEFAULT_LOSS]
-    elif isinstance(entries, dict):
-        entries = [entries]
-    terms = []
-    for i, entry in enumerate(entries):
-        params = {k: v for k, v in entry.items() if k not in ("name", "weight")}
-        spec = registry.get("loss", entry["name"])
-        try:
-            fn = spec.create(**params)
-        except (TypeError, ValueError) as exc:
-            where = "loss" if len(entries) == 1 else f"loss[{i}]"
-            raise BgekitError(f"{where} '{entry['name']}': {exc}") from exc
-        terms.append(LossTerm(name=entry["name"], fn=fn, weight=float(entry.get("weight", 1.0))))
-    return terms
 
 
 def build_model(model_values: dict[str, Any], registry: Registry) -> Any:
@@ -111,9 +56,11 @@ def build_model(model_values: dict[str, Any], registry: Registry) -> Any:
     return model
 
 
-def example_length(example: Example) -> int:
-    """Characters of the query and its longest passage: a cheap stand-in for padded tokens."""
-    return len(example.query) + max(len(p) for p in example.pos + example.neg)
+def embedder_collator(model: Any) -> Collator:
+    """Tokenizes queries and passages as ``model`` was configured (lengths, instructions)."""
+    return Collator(model.tokenizer, query_max_length=model.query_max_length,
+                    passage_max_length=model.passage_max_length, query_instruction=model.query_instruction,
+                    passage_instruction=model.passage_instruction)
 
 
 def _held_out(values: dict[str, Any], output_dir: Path) -> HeldOutEvaluation | None:
@@ -122,31 +69,9 @@ def _held_out(values: dict[str, Any], output_dir: Path) -> HeldOutEvaluation | N
     return HeldOutEvaluation(spec, output_dir) if spec.get("corpus") else None
 
 
-def write_model(model: Any, recipe: Any, folder: Path) -> None:
-    """The model and its resolved recipe into ``folder``."""
-    model.save_pretrained(folder)
-    if recipe is not None and hasattr(recipe, "save"):
-        recipe.save(folder)
-
-
-def save_model_atomically(model: Any, recipe: Any, final: Path) -> Path:
-    """``model`` and its resolved recipe into ``final``, written to a temp folder beside it then renamed.
-
-    Non-finite weights are refused before anything is written; a failed write (full disk, ``ulimit -f``)
-    removes the temp folder and is one line, and whatever was at ``final`` stays.
-    """
-    check_finite_weights(model, str(final))
-
-    def write(tmp: Path) -> None:
-        write_model(model, recipe, tmp)
-        ckpt._fault("final-model")
-
-    return ckpt.write_dir_atomically(final, write, f"the model {final}")
-
-
-def save_final_model(model: Any, recipe: Any, output_dir: Path) -> Path:
-    """``<output_dir>/model``, written atomically."""
-    return save_model_atomically(model, recipe, output_dir / "model")
+def save_model(model: Any, recipe: Any, final: Path) -> Path:
+    """``model`` and its resolved recipe into ``final``, atomically (see ``save_model_atomically``)."""
+    return save_model_atomically(model, final, lambda folder: write_model(model, recipe, folder))
 
 
 def build_refresh(values: dict[str, Any], examples: list[Example], sampler: RefreshingSampler,
@@ -163,49 +88,34 @@ def build_refresh(values: dict[str, Any], examples: list[Example], sampler: Refr
     return refresher
 
 
-def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = None) -> dict[str, Any]:
-    """Train an embedder as ``recipe`` says; return a summary of what was written."""
-    values: dict[str, Any] = recipe.values
-    pm = get_plugin_manager()
-    registry = pm.registry
-    config = TrainConfig.from_recipe(values)
-    output_dir = Path(values["output_dir"])
-    data = values.get("data") or {}
-    dtype = resolve_dtype(config.dtype, backend)  # fail on a bad dtype before loading anything
-    select_best = (values.get("train") or {}).get("select_best")
-    check_select_best(select_best, values.get("evaluate"))
-    refresh_every = int((values.get("miner") or {}).get("refresh_every") or 0)
+class EmbedderTask(TrainingTask):
+    """An encoder with retrieval heads, trained on its heads' scores by the recipe's ``loss``."""
 
-    examples, errors = load_training_examples(data, registry)
-    losses = build_losses(values.get("loss"), registry)
-    callbacks = build_callbacks(values.get("callbacks") or [], registry)
-    held_out = _held_out(values, output_dir)
-    process = setup_process(backend)
-    try:
-        seed_everything(config.seed)
+    name = "embedder"
+
+    def check(self, run: TrainingRun) -> None:
+        check_select_best(run.config.select_best, run.values.get("evaluate"))
+
+    def prepare(self, run: TrainingRun) -> None:
+        self.refresh_every = int((run.values.get("miner") or {}).get("refresh_every") or 0)
+        self.losses = build_losses(loss_entries(run.values.get("loss"), DEFAULT_LOSS), run.registry)
+        self.held_out = _held_out(run.values, run.output_dir)
+        self.best: BestModel | None = None
+        self.refresher: NegativeRefresher | None = None
+        self.final_metrics: dict[str, float] = {}
+        self.comparison: dict[str, Any] | None = None
+
+    def build(self, run: TrainingRun) -> TaskSetup:
+        values, config, registry = run.values, run.config, run.registry
         model = build_model(values["model"], registry)
-        with_scores = sum(e.pos_scores is not None and e.neg_scores is not None for e in examples)
-        if 0 < with_scores < len(examples) and process.is_main:
-            console.print(f"[yellow]{with_scores} of {len(examples)} examples have teacher scores; batches "
-                          "with any example without them train without distillation[/yellow]")
-        if refresh_every:
-            sampler: GroupSampler = RefreshingSampler(examples, data.get("group_size", 8), seed=config.seed,
-                                                      log=console.print if process.is_main else None)
-            refresher = build_refresh(values, examples, sampler, output_dir, registry, process.is_main,
-                                      ckpt.resolve_resume(config.resume_from, output_dir))
+        run.warn_partial_teacher_scores("batches with any example without them train without distillation")
+        group_size = run.data.get("group_size", 8)
+        if self.refresh_every:
+            sampler: GroupSampler = RefreshingSampler(run.examples, group_size, seed=config.seed, log=run.log)
+            self.refresher = build_refresh(values, run.examples, sampler, run.output_dir, registry, run.is_main,
+                                           ckpt.resolve_resume(config.resume_from, run.output_dir))
         else:
-            sampler, refresher = GroupSampler(examples, data.get("group_size", 8), seed=config.seed), None
-        batcher = LengthGroupedBatcher([example_length(e) for e in examples], config.batch_size,
-                                       seed=config.seed, shuffle=data.get("shuffle", True),
-                                       length_grouping=data.get("length_grouping", True),
-                                       rank=process.rank, world_size=process.world_size)
-        collator = Collator(model.tokenizer, query_max_length=model.query_max_length,
-                            passage_max_length=model.passage_max_length,
-                            query_instruction=model.query_instruction,
-                            passage_instruction=model.passage_instruction)
-        run_info = RunInfo(recipe=recipe_for_plugins(recipe), output_dir=output_dir,
-                           is_main_process=process.is_main,
-                           rank=process.rank, world_size=process.world_size, task="embedder")
+            sampler = GroupSampler(run.examples, group_size, seed=config.seed)
 
         def restore_model(model_dir: Path) -> None:
             from bgekit.models import Embedder
@@ -213,57 +123,54 @@ def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = Non
             saved = Embedder.from_pretrained(str(model_dir), heads=model.head_configs, registry=registry)
             model.load_state_dict(saved.state_dict())
 
-        best = BestModel(output_dir, select_best, lambda m, folder: write_model(m, recipe, folder)) \
-            if select_best and process.is_main else None
-        trainer = Trainer(model=model, losses=losses, sampler=sampler, batcher=batcher, collator=collator,
-                          config=config, backend=backend, process=process, run=run_info, plugin_manager=pm,
-                          restore_model=restore_model,
-                          evaluator=held_out.metrics if held_out is not None else None,
-                          evaluate_every=(values.get("evaluate") or {}).get("every_steps", 0),
-                          show_progress=sys.stderr.isatty() if show_progress is None else show_progress,
-                          log_lines=show_progress is None, best=best, refresh=refresher,
-                          refresh_every=refresh_every, num_workers=data.get("num_workers", "auto"))
-        final_metrics: dict[str, float] = {}
-        comparison: dict[str, Any] | None = None
-        with run_lifecycle(pm, run_info, callbacks):
-            if held_out is not None and process.is_main:
-                model.to(process.device)  # scored where it trains, not on the CPU it was loaded on
-                held_out.score_base(model, resuming=ckpt.may_resume(config.resume_from, output_dir))
-            result = trainer.train()
-            model_dir = output_dir / "model"
-            if process.is_main:
-                model_dir = save_final_model(model, recipe, output_dir)
-                if held_out is not None:
-                    final_metrics, comparison = held_out.score_final(model)
-                    pm.hook.bgekit_on_evaluate_end(run=run_info, step=result.steps, metrics=final_metrics)
-                    if best is not None:
-                        best.offer(result.steps, final_metrics, model)
-                card_data = data_summary(data.get("train"), examples, errors)
-                write_embedder_card(model_dir, model, recipe, card_data, comparison, final_metrics)
-                if best is not None and best.step is not None:
-                    write_embedder_card(best.path, model, recipe, card_data, None, {best.metric: best.value})
-            process.barrier()
-    finally:
-        teardown_process(process)
+        if config.select_best and run.is_main:
+            self.best = BestModel(run.output_dir, config.select_best,
+                                  lambda m, folder: write_model(m, run.recipe, folder))
+        chunks = EmbedderChunks(self.losses, config.negatives_cross_device)
+        return TaskSetup(model=model, sampler=sampler, collator=embedder_collator(model),
+                         batch_loss=chunks.plain_loss, chunked=chunks, restore_model=restore_model,
+                         trainer_options={
+                             "evaluator": self.held_out.metrics if self.held_out is not None else None,
+                             "evaluate_every": (values.get("evaluate") or {}).get("every_steps", 0),
+                             "best": self.best, "refresh": self.refresher, "refresh_every": self.refresh_every})
 
-    summary = {
-        "task": "embedder",
-        "output_dir": str(output_dir),
-        "model_dir": str(model_dir),
-        "metrics_log": str(output_dir / "metrics.jsonl"),
-        "examples": len(examples),
-        "skipped_rows": len(errors),
-        **result.summary(),
-        "device": backend.name,
-        "dtype": dtype,
-        **({"eval": final_metrics} if final_metrics else {}),
-        **({"eval_vs_base": comparison} if comparison else {}),
-        **(best.summary() if best is not None else {}),
-        **({"negative_refreshes": refresher.refreshes} if refresher is not None else {}),
-    }
-    if process.is_main:
-        print_next_steps(model_dir, final_metrics, best, comparison)
-    return summary
+    def before_training(self, run: TrainingRun, setup: TaskSetup) -> None:
+        if self.held_out is not None and run.is_main:
+            setup.model.to(run.process.device)  # scored where it trains, not on the CPU it was loaded on
+            self.held_out.score_base(setup.model, resuming=ckpt.may_resume(run.config.resume_from, run.output_dir))
+
+    def model_dirs(self, run: TrainingRun) -> dict[str, Path]:
+        return {"model_dir": run.output_dir / "model"}
+
+    def save(self, run: TrainingRun, setup: TaskSetup, result: TrainResult) -> None:
+        model, recipe, best = setup.model, run.recipe, self.best
+        model_dir = save_model(model, recipe, self.model_dirs(run)["model_dir"])
+        if self.held_out is not None:
+            self.final_metrics, self.comparison = self.held_out.score_final(model)
+            run.plugin_manager.hook.bgekit_on_evaluate_end(run=run.info, step=result.steps,
+                                                           metrics=self.final_metrics)
+            if best is not None:
+                best.offer(result.steps, self.final_metrics, model)
+        card_data = data_summary(run.data.get("train"), run.examples, run.errors)
+        write_embedder_card(model_dir, model, recipe, card_data, self.comparison, self.final_metrics)
+        if best is not None and best.step is not None:
+            write_embedder_card(best.path, model, recipe, card_data, None, {best.metric: best.value})
+
+    def outcome_summary(self, run: TrainingRun) -> dict[str, Any]:
+        return {
+            **({"eval": self.final_metrics} if self.final_metrics else {}),
+            **({"eval_vs_base": self.comparison} if self.comparison else {}),
+            **(self.best.summary() if self.best is not None else {}),
+            **({"negative_refreshes": self.refresher.refreshes} if self.refresher is not None else {}),
+        }
+
+    def report(self, run: TrainingRun, dirs: dict[str, Path]) -> None:
+        print_next_steps(dirs["model_dir"], self.final_metrics, self.best, self.comparison)
+
+
+def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = None) -> dict[str, Any]:
+    """Train an embedder as ``recipe`` says; return a summary of what was written."""
+    return run_training(EmbedderTask(), recipe, backend, show_progress=show_progress)
 
 
 def print_next_steps(model_dir: Path, metrics: dict[str, float], best: BestModel | None = None,

@@ -4,7 +4,8 @@ RocketQAv2 (Ren et al., 2021, arXiv:2110.07367) trains a dual-encoder
 retriever and a cross-encoder reranker on the same candidate lists (per
 query: its positive and ``group_size - 1`` candidates):
 
-- the reranker learns from the labels: listwise cross-entropy over the list;
+- the reranker learns from the labels: listwise cross-entropy over the list
+  (``joint.reranker_loss``: any registered reranker loss, ``listwise-ce`` by default);
 - *dynamic listwise distillation*: the retriever's distribution over the list,
   ``softmax(retriever scores / joint.temperature)``, is pulled towards the
   reranker's, ``softmax(reranker logits / joint.reranker_temperature)``, by
@@ -32,7 +33,6 @@ resolved recipe beside it.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,35 +43,21 @@ import torch.nn.functional as F
 
 from bgekit.devices import DeviceBackend
 from bgekit.errors import BgekitError
-from bgekit.plugins import get_plugin_manager
 from bgekit.registry import Registry
-from bgekit.train.batching import LengthGroupedBatcher
-from bgekit.train.callbacks import build_callbacks, recipe_for_plugins, run_lifecycle
 from bgekit.train.candidates import CandidateRefresher
-from bgekit.train.collate import Collator, TrainBatch
-from bgekit.train.distributed import setup_process, teardown_process
-from bgekit.train.embedder_task import (
-    build_losses,
-    console,
-    example_length,
-    load_training_examples,
-    save_model_atomically,
-)
+from bgekit.train.collate import TrainBatch
+from bgekit.train.embedder_task import DEFAULT_LOSS as RETRIEVER_DEFAULT_LOSS
 from bgekit.train.embedder_task import build_model as build_retriever
+from bgekit.train.embedder_task import embedder_collator, save_model
+from bgekit.train.loss_terms import LossTerm, build_losses, loss_entries, weighted_loss_sum
 from bgekit.train.outcome import data_summary, write_embedder_card, write_reranker_card
 from bgekit.train.refresh import RefreshingSampler
-from bgekit.train.reranker_task import RerankBatch, RerankCollator
+from bgekit.train.reranker_task import DEFAULT_LOSS as RERANKER_DEFAULT_LOSS
+from bgekit.train.reranker_task import RerankBatch, RerankCollator, check_reranker_losses
 from bgekit.train.sampling import TrainGroup
-from bgekit.train.trainer import (
-    LossTerm,
-    RunInfo,
-    TrainConfig,
-    Trainer,
-    parameter_groups,
-    resolve_dtype,
-    seed_everything,
-    weighted_loss_sum,
-)
+from bgekit.train.settings import schema_field, settings_from_section
+from bgekit.train.task_skeleton import TaskSetup, TrainingRun, TrainingTask, console, run_training
+from bgekit.train.trainer import TrainResult, parameter_groups
 
 RETRIEVER_DIR = "retriever"
 RERANKER_DIR = "reranker"
@@ -79,24 +65,44 @@ RERANKER_DIR = "reranker"
 
 @dataclass
 class JointSettings:
-    """The recipe's ``joint`` section (see :mod:`bgekit.recipe_schema` for each key)."""
+    """The recipe's ``joint`` section (see :mod:`bgekit.recipe_schema` for each key; its defaults are the schema's)."""
 
-    head: str = "dense"
-    temperature: float = 0.02
-    reranker_temperature: float = 1.0
-    rerank_weight: float = 1.0
-    distill_weight: float = 1.0
-    contrastive_weight: float = 0.0
-    distill_to_reranker: bool = True
-    negative_max_preference: float = 0.5
-    mine_at_start: bool = False
-    refresh_every: int = 0
-    score_batch_size: int = 32
+    head: str = schema_field("joint", "head")
+    temperature: float = schema_field("joint", "temperature")
+    reranker_temperature: float = schema_field("joint", "reranker_temperature")
+    #: the reranker's loss from the labels: a loss component, ``{name: ..., <params>}``; None: the reranker
+    #: task's default (listwise-ce)
+    reranker_loss: dict[str, Any] = schema_field("joint", "reranker_loss")
+    rerank_weight: float = schema_field("joint", "rerank_weight")
+    distill_weight: float = schema_field("joint", "distill_weight")
+    contrastive_weight: float = schema_field("joint", "contrastive_weight")
+    distill_to_reranker: bool = schema_field("joint", "distill_to_reranker")
+    negative_max_preference: float = schema_field("joint", "negative_max_preference")
+    mine_at_start: bool = schema_field("joint", "mine_at_start")
+    refresh_every: int = schema_field("joint", "refresh_every")
+    score_batch_size: int = schema_field("joint", "score_batch_size")
 
     @classmethod
     def from_recipe(cls, values: dict[str, Any]) -> JointSettings:
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in (values.get("joint") or {}).items() if k in known})
+        """From the recipe's ``joint`` section; an unknown key is refused."""
+        return settings_from_section(cls, "joint", values.get("joint"))
+
+
+@dataclass
+class RerankerSettings:
+    """The recipe's ``reranker`` section: the cross-encoder trained beside the retriever (defaults: the schema's)."""
+
+    name_or_path: str | None = schema_field("reranker", "name_or_path")
+    max_length: int = schema_field("reranker", "max_length")
+    query_max_length: int = schema_field("reranker", "query_max_length")
+    learning_rate: float | None = schema_field("reranker", "learning_rate")
+    revision: str | None = schema_field("reranker", "revision")
+    trust_remote_code: bool = schema_field("reranker", "trust_remote_code")
+
+    @classmethod
+    def from_recipe(cls, values: dict[str, Any]) -> RerankerSettings:
+        """From the recipe's ``reranker`` section; an unknown key is refused."""
+        return settings_from_section(cls, "reranker", values.get("reranker"))
 
 
 class JointModel(torch.nn.Module):
@@ -182,8 +188,13 @@ def listwise_distillation(retriever_scores: torch.Tensor, reranker_logits: torch
     return F.kl_div(student, target, log_target=True, reduction="batchmean")
 
 
-def joint_batch_loss(settings: JointSettings, rerank_loss: Any, contrastive: Sequence[LossTerm]):
-    """The trainer's ``batch_loss``: weighted reranker loss + listwise distillation (+ retriever's own loss)."""
+def joint_batch_loss(settings: JointSettings, rerank_loss: Any, contrastive: Sequence[LossTerm],
+                     rerank_part: str = "rerank_ce"):
+    """The trainer's ``batch_loss``: weighted reranker loss + listwise distillation (+ retriever's own loss).
+
+    ``rerank_loss`` is a reranker loss (``joint.reranker_loss``), called as ``fn(logits, labels, step=...)``;
+    its value is logged as ``rerank_part``.
+    """
 
     def batch_loss(model: torch.nn.Module, batch: JointBatch, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         scores, logits = model(batch)
@@ -197,7 +208,7 @@ def joint_batch_loss(settings: JointSettings, rerank_loss: Any, contrastive: Seq
                                         reranker_temperature=settings.reranker_temperature,
                                         to_reranker=settings.distill_to_reranker)
         total = settings.rerank_weight * rerank + settings.distill_weight * distill
-        parts = {"rerank_ce": float(rerank.detach()), "distill_kl": float(distill.detach())}
+        parts = {rerank_part: float(rerank.detach()), "distill_kl": float(distill.detach())}
         if settings.contrastive_weight > 0:
             targets = torch.arange(batch.num_queries, device=listed.device) * batch.group_size
             own, own_parts = weighted_loss_sum(contrastive, lambda fn: fn(
@@ -228,10 +239,9 @@ def per_model_clip_groups(model: JointModel) -> list[list[torch.nn.Parameter]]:
     return [list(model.retriever.parameters()), list(model.reranker.parameters())]
 
 
-def check_retriever_losses(entries: Any, registry: Registry) -> Any:
-    """The recipe's ``loss`` (the retriever's own) must be embedder losses."""
-    listed = [] if entries is None else [entries] if isinstance(entries, dict) else list(entries)
-    for entry in listed:
+def check_retriever_losses(entries: list[dict[str, Any]], registry: Registry) -> list[dict[str, Any]]:
+    """``entries`` themselves: the recipe's ``loss`` (the retriever's own) must be embedder losses."""
+    for entry in entries:
         spec = registry.get("loss", entry["name"])
         if getattr(spec, "task", "embedder") not in (None, "embedder"):
             raise BgekitError(f"loss '{spec.name}' trains a {spec.task}; in a joint recipe 'loss' is the "
@@ -239,80 +249,82 @@ def check_retriever_losses(entries: Any, registry: Registry) -> Any:
     return entries
 
 
-def build_reranker(values: dict[str, Any]) -> Any:
+def build_reranker_loss(entry: dict[str, Any] | None, registry: Registry) -> LossTerm:
+    """``joint.reranker_loss`` (None: the reranker task's default) made by the registry; it must be a reranker
+    loss, and is weighted by ``joint.rerank_weight``."""
+    where = "joint.reranker_loss"
+    entry = entry if entry is not None else dict(RERANKER_DEFAULT_LOSS)
+    check_reranker_losses([entry], registry, where=where)
+    if float(entry.get("weight", 1.0)) != 1.0:
+        raise BgekitError(f"{where}.weight: the reranker loss is weighted by joint.rerank_weight; remove weight")
+    return build_losses([entry], registry, where=where)[0]
+
+
+def rerank_part_name(loss_name: str) -> str:
+    """The metrics key of the reranker's loss: ``rerank_ce`` for the default (listwise cross-entropy), as
+    before the loss could be chosen; ``rerank_<name>`` for any other."""
+    return "rerank_ce" if loss_name == RERANKER_DEFAULT_LOSS["name"] else f"rerank_{loss_name}"
+
+
+def build_reranker(settings: RerankerSettings) -> Any:
     from bgekit.models.cross_encoder import CrossEncoder
 
-    section = values.get("reranker") or {}
-    if not section.get("name_or_path"):
+    if not settings.name_or_path:
         raise BgekitError("reranker.name_or_path: task joint needs a reranker to train beside the retriever, "
                           "e.g. reranker: {name_or_path: BAAI/bge-reranker-base}")
-    model = CrossEncoder.from_pretrained(section["name_or_path"], revision=section.get("revision"),
-                                         trust_remote_code=bool(section.get("trust_remote_code")),
-                                         max_length=int(section.get("max_length", 512)),
-                                         query_max_length=int(section.get("query_max_length", 64)))
+    model = CrossEncoder.from_pretrained(settings.name_or_path, revision=settings.revision,
+                                         trust_remote_code=bool(settings.trust_remote_code),
+                                         max_length=int(settings.max_length),
+                                         query_max_length=int(settings.query_max_length))
     model.budgets()  # fail now when the query leaves the passage no room
     return model
 
 
-def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = None) -> dict[str, Any]:
-    """Train a retriever and a reranker together as ``recipe`` says; return a summary."""
-    values: dict[str, Any] = recipe.values
-    pm = get_plugin_manager()
-    registry = pm.registry
-    config = TrainConfig.from_recipe(values)
-    settings = JointSettings.from_recipe(values)
-    output_dir = Path(values["output_dir"])
-    data = values.get("data") or {}
-    group_size = int(data.get("group_size", 8))
-    dtype = resolve_dtype(config.dtype, backend)
-    if (values.get("train") or {}).get("select_best"):
-        raise BgekitError("train.select_best is not supported by the joint task; remove it")
-    if config.chunk_size:
-        raise BgekitError("train.chunk_size is not supported by the joint task yet (its loss distils the "
-                          "reranker's scores of each group into the retriever's, and GradCache has no adapter for "
-                          "the two models together); set train.chunk_size=0 and lower train.batch_size or turn on "
-                          "train.gradient_checkpointing")
-    if group_size < 2:
-        raise BgekitError("data.group_size: joint training distils over lists; use at least 2")
+class JointTask(TrainingTask):
+    """A retriever and a reranker in one :class:`JointModel`, trained on the same denoised candidate lists."""
 
-    examples, errors = load_training_examples(data, registry)
-    rerank_loss = registry.get("loss", "listwise-ce").create()
-    contrastive = build_losses(check_retriever_losses(values.get("loss"), registry), registry) \
-        if settings.contrastive_weight > 0 else []
-    callbacks = build_callbacks(values.get("callbacks") or [], registry)
-    process = setup_process(backend)
-    try:
-        seed_everything(config.seed)
+    name = "joint"
+
+    def check(self, run: TrainingRun) -> None:
+        self.settings = JointSettings.from_recipe(run.values)
+        self.reranker_settings = RerankerSettings.from_recipe(run.values)
+        self.group_size = int(run.data.get("group_size", 8))
+        if run.config.select_best:
+            raise BgekitError("train.select_best is not supported by the joint task; remove it")
+        if run.config.chunk_size:
+            raise BgekitError("train.chunk_size is not supported by the joint task yet (its loss distils the "
+                              "reranker's scores of each group into the retriever's, and GradCache has no adapter "
+                              "for the two models together); set train.chunk_size=0 and lower train.batch_size or "
+                              "turn on train.gradient_checkpointing")
+        if self.group_size < 2:
+            raise BgekitError("data.group_size: joint training distils over lists; use at least 2")
+
+    def prepare(self, run: TrainingRun) -> None:
+        settings = self.settings
+        self.rerank_loss = build_reranker_loss(settings.reranker_loss, run.registry)
+        self.contrastive = build_losses(check_retriever_losses(
+            loss_entries(run.values.get("loss"), RETRIEVER_DEFAULT_LOSS), run.registry), run.registry) \
+            if settings.contrastive_weight > 0 else []
+
+    def build(self, run: TrainingRun) -> TaskSetup:
+        values, settings, config, registry = run.values, self.settings, run.config, run.registry
         retriever = build_retriever(values["model"], registry)
-        reranker = build_reranker(values)
-        model = JointModel(retriever, reranker).to(process.device)
-        log = console.print if process.is_main else None
+        reranker = build_reranker(self.reranker_settings)
+        model = JointModel(retriever, reranker).to(run.process.device)
 
         # The first candidate lists: the data's negatives, plus (mine_at_start, RocketQAv2's hybrid data
         # augmentation) those the starting retriever finds, all denoised by the starting reranker.
-        sampler = RefreshingSampler(examples, group_size, seed=config.seed, log=log)
+        sampler = RefreshingSampler(run.examples, self.group_size, seed=config.seed, log=run.log)
         candidates = CandidateRefresher(
-            examples, sampler, max_preference=settings.negative_max_preference, keep_at_least=group_size - 1,
-            score_batch_size=settings.score_batch_size, output_dir=output_dir, registry=registry, log=log,
-            write=process.is_main,
+            run.examples, sampler, max_preference=settings.negative_max_preference,
+            keep_at_least=self.group_size - 1, score_batch_size=settings.score_batch_size,
+            output_dir=run.output_dir, registry=registry, log=run.log, write=run.is_main,
             miner=(values.get("miner") or {"name": "dense"}) if settings.refresh_every or settings.mine_at_start
             else None, mine_batch_size=(values.get("evaluate") or {}).get("batch_size", 64))
-        initial = candidates.candidates(model, step=0, epoch=0, mine=settings.mine_at_start)
-        sampler.examples = list(initial)
-        stats = candidates.last_stats
-        refresher = candidates if settings.refresh_every else None
-        batcher = LengthGroupedBatcher([example_length(e) for e in examples], config.batch_size,
-                                       seed=config.seed, shuffle=data.get("shuffle", True),
-                                       length_grouping=data.get("length_grouping", True),
-                                       rank=process.rank, world_size=process.world_size)
-        collator = JointCollator(
-            Collator(retriever.tokenizer, query_max_length=retriever.query_max_length,
-                     passage_max_length=retriever.passage_max_length, query_instruction=retriever.query_instruction,
-                     passage_instruction=retriever.passage_instruction),
-            RerankCollator(reranker))
-        run_info = RunInfo(recipe=recipe_for_plugins(recipe), output_dir=output_dir,
-                           is_main_process=process.is_main,
-                           rank=process.rank, world_size=process.world_size, task="joint")
+        self.initial = candidates.candidates(model, step=0, epoch=0, mine=settings.mine_at_start)
+        sampler.examples = list(self.initial)
+        self.stats = candidates.last_stats
+        self.refresher = candidates if settings.refresh_every else None
 
         def restore_model(model_dir: Path) -> None:
             from bgekit.models import Embedder
@@ -323,42 +335,41 @@ def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = Non
             retriever.load_state_dict(saved.state_dict())
             reranker.load_state_dict(CrossEncoder.from_pretrained(model_dir / RERANKER_DIR).state_dict())
 
-        # The trainer's own losses are unused here (batch_loss computes everything); it only needs one listed.
-        trainer = Trainer(model=model, losses=[LossTerm("joint", rerank_loss)], sampler=sampler, batcher=batcher,
-                          collator=collator, config=config, backend=backend, process=process, run=run_info,
-                          plugin_manager=pm, restore_model=restore_model,
-                          batch_loss=joint_batch_loss(settings, rerank_loss, contrastive),
-                          show_progress=sys.stderr.isatty() if show_progress is None else show_progress,
-                          log_lines=show_progress is None, refresh=refresher, refresh_every=settings.refresh_every,
-                          optimizer_groups=joint_optimizer_groups((values.get("reranker") or {}).get("learning_rate")),
-                          clip_groups=per_model_clip_groups, num_workers=data.get("num_workers", "auto"))
-        with run_lifecycle(pm, run_info, callbacks):
-            result = trainer.train()
-            retriever_dir, reranker_dir = output_dir / RETRIEVER_DIR, output_dir / RERANKER_DIR
-            if process.is_main:
-                save_model_atomically(retriever, recipe, retriever_dir)
-                save_model_atomically(reranker, recipe, reranker_dir)
-                card_data = data_summary(data.get("train"), examples, errors)
-                write_embedder_card(retriever_dir, retriever, recipe, card_data, None, None)
-                write_reranker_card(reranker_dir, reranker, recipe, card_data, values["reranker"])
-            process.barrier()
-    finally:
-        teardown_process(process)
+        batch_loss = joint_batch_loss(settings, self.rerank_loss.fn, self.contrastive,
+                                      rerank_part=rerank_part_name(self.rerank_loss.name))
+        return TaskSetup(model=model, sampler=sampler, collator=JointCollator(embedder_collator(retriever),
+                                                                              RerankCollator(reranker)),
+                         batch_loss=batch_loss, restore_model=restore_model,
+                         trainer_options={"refresh": self.refresher, "refresh_every": settings.refresh_every,
+                                          "optimizer_groups": joint_optimizer_groups(
+                                              self.reranker_settings.learning_rate),
+                                          "clip_groups": per_model_clip_groups})
 
-    if process.is_main:
-        console.print(f"[bold green]retriever saved to {retriever_dir}, reranker to {reranker_dir}[/bold green]")
-    return {
-        "task": "joint",
-        "output_dir": str(output_dir),
-        "retriever_dir": str(retriever_dir),
-        "reranker_dir": str(reranker_dir),
-        "metrics_log": str(output_dir / "metrics.jsonl"),
-        "examples": len(examples),
-        "skipped_rows": len(errors),
-        "denoised_negatives_dropped": stats.dropped,
-        "candidates_per_query": round(sum(len(e.neg) for e in initial) / max(1, len(initial)), 2),
-        **result.summary(),
-        "device": backend.name,
-        "dtype": dtype,
-        **({"candidate_refreshes": refresher.refreshes} if refresher is not None else {}),
-    }
+    def model_dirs(self, run: TrainingRun) -> dict[str, Path]:
+        return {"retriever_dir": run.output_dir / RETRIEVER_DIR, "reranker_dir": run.output_dir / RERANKER_DIR}
+
+    def save(self, run: TrainingRun, setup: TaskSetup, result: TrainResult) -> None:
+        dirs, recipe = self.model_dirs(run), run.recipe
+        retriever, reranker = setup.model.retriever, setup.model.reranker
+        save_model(retriever, recipe, dirs["retriever_dir"])
+        save_model(reranker, recipe, dirs["reranker_dir"])
+        card_data = data_summary(run.data.get("train"), run.examples, run.errors)
+        write_embedder_card(dirs["retriever_dir"], retriever, recipe, card_data, None, None)
+        write_reranker_card(dirs["reranker_dir"], reranker, recipe, card_data, run.values["reranker"])
+
+    def data_summary(self, run: TrainingRun) -> dict[str, Any]:
+        return {"denoised_negatives_dropped": self.stats.dropped,
+                "candidates_per_query": round(sum(len(e.neg) for e in self.initial) / max(1, len(self.initial)),
+                                              2)}
+
+    def outcome_summary(self, run: TrainingRun) -> dict[str, Any]:
+        return {"candidate_refreshes": self.refresher.refreshes} if self.refresher is not None else {}
+
+    def report(self, run: TrainingRun, dirs: dict[str, Path]) -> None:
+        console.print(f"[bold green]retriever saved to {dirs['retriever_dir']}, reranker to "
+                      f"{dirs['reranker_dir']}[/bold green]")
+
+
+def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = None) -> dict[str, Any]:
+    """Train a retriever and a reranker together as ``recipe`` says; return a summary."""
+    return run_training(JointTask(), recipe, backend, show_progress=show_progress)

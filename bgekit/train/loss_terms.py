@@ -1,4 +1,4 @@
-"""A recipe's losses as weighted terms, and their sum: shared by the trainer and GradCache."""
+"""A recipe's losses as weighted terms, and their sum: shared by the tasks, the trainer and GradCache."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
+
+from bgekit.errors import BgekitError
 
 
 @dataclass
@@ -29,3 +31,25 @@ def weighted_loss_sum(losses: Sequence[LossTerm], call: Callable[[Callable[..., 
         prefix = "" if len(losses) == 1 else f"{term.name}/"
         parts.update({f"{prefix}{k}": float(v) for k, v in (out.parts or {}).items()})
     return total, parts
+
+
+def loss_entries(value: Any, default: dict[str, Any]) -> list[dict[str, Any]]:
+    """A recipe's loss slot (absent, one component, or a list of them) as a list of entries."""
+    if value is None:
+        return [dict(default)]
+    return [value] if isinstance(value, dict) else list(value)
+
+
+def build_losses(entries: Sequence[dict[str, Any]], registry: Any, where: str = "loss") -> list[LossTerm]:
+    """Each entry (``name``, ``weight``, parameters) made by the registry, as a weighted term."""
+    terms = []
+    for i, entry in enumerate(entries):
+        params = {k: v for k, v in entry.items() if k not in ("name", "weight")}
+        spec = registry.get("loss", entry["name"])
+        try:
+            fn = spec.create(**params)
+        except (TypeError, ValueError) as exc:
+            place = where if len(entries) == 1 else f"{where}[{i}]"
+            raise BgekitError(f"{place} '{entry['name']}': {exc}") from exc
+        terms.append(LossTerm(name=entry["name"], fn=fn, weight=float(entry.get("weight", 1.0))))
+    return terms

@@ -23,7 +23,6 @@ load.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -32,23 +31,15 @@ import torch
 
 from bgekit.devices import DeviceBackend
 from bgekit.errors import BgekitError
-from bgekit.plugins import get_plugin_manager
 from bgekit.registry import Registry
-from bgekit.train.batching import LengthGroupedBatcher
-from bgekit.train.callbacks import build_callbacks, recipe_for_plugins, run_lifecycle
-from bgekit.train.collate import pin_optional, pin_tensors
-from bgekit.train.distributed import setup_process, teardown_process
-from bgekit.train.embedder_task import (
-    build_losses,
-    console,
-    example_length,
-    load_training_examples,
-    save_final_model,
-)
+from bgekit.train.collate import common_group_size, pin_optional, pin_tensors, query_texts
+from bgekit.train.embedder_task import save_model
 from bgekit.train.gradcache import RerankerChunks
+from bgekit.train.loss_terms import build_losses, loss_entries
 from bgekit.train.outcome import data_summary, write_reranker_card
 from bgekit.train.sampling import GroupSampler, TrainGroup
-from bgekit.train.trainer import RunInfo, Trainer, TrainConfig, resolve_dtype, seed_everything, weighted_loss_sum
+from bgekit.train.task_skeleton import TaskSetup, TrainingRun, TrainingTask, console, run_training
+from bgekit.train.trainer import TrainResult
 
 DEFAULT_LOSS = {"name": "listwise-ce"}
 #: ``model_max_length`` values above this mean "no limit recorded" in Hugging Face tokenizers.
@@ -96,13 +87,9 @@ class RerankCollator:
         self.passage_instruction = passage_instruction or ""
 
     def __call__(self, groups: Sequence[TrainGroup]) -> RerankBatch:
-        if not groups:
-            raise ValueError("cannot collate an empty batch")
-        group_size = len(groups[0].passages)
-        if any(len(g.passages) != group_size for g in groups):
-            raise ValueError("all groups of a batch must have the same number of passages")
-        queries = [(g.prompt if g.prompt is not None else self.query_instruction) + g.query
-                   for g in groups for _ in g.passages]
+        group_size = common_group_size(groups)
+        queries = [query for query, group in zip(query_texts(groups, self.query_instruction), groups)
+                   for _ in group.passages]  # one (query, passage) pair per passage
         passages = [self.passage_instruction + p for g in groups for p in g.passages]
         features = self.model.collate(self.model.tokenize_pairs(queries, passages))
         labels = torch.zeros(len(groups), group_size)
@@ -116,25 +103,15 @@ class RerankCollator:
         return RerankBatch(features, labels, teacher, group_size)
 
 
-def rerank_batch_loss(losses: Sequence[Any]):
-    """The trainer's ``batch_loss``: the cross-encoder's (Q, G) logits through the reranker losses."""
-
-    def batch_loss(wrapped: torch.nn.Module, batch: RerankBatch, step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        logits = wrapped(batch.features).view(batch.num_queries, batch.group_size)
-        return weighted_loss_sum(losses, lambda fn: fn(logits, batch.labels, teacher_scores=batch.teacher_scores,
-                                                       step=step))
-
-    return batch_loss
-
-
-def check_reranker_losses(entries: Any, registry: Registry) -> list[dict[str, Any]]:
-    """The recipe's losses as a list; each must be a reranker loss (the recipe check says so too)."""
-    entries = [DEFAULT_LOSS] if entries is None else [entries] if isinstance(entries, dict) else list(entries)
+def check_reranker_losses(entries: list[dict[str, Any]], registry: Registry,
+                          where: str = "loss") -> list[dict[str, Any]]:
+    """``entries`` themselves; each must name a reranker loss (the recipe check says so too for this task)."""
     for entry in entries:
         spec = registry.get("loss", entry["name"])
         if getattr(spec, "task", "embedder") != "reranker":
             fitting = [s.name for s in registry.all("loss") if getattr(s, "task", "") == "reranker"]
-            raise BgekitError(f"loss '{spec.name}' trains an embedder, not a reranker; reranker losses: "
+            prefix = "" if where == "loss" else f"{where}: "
+            raise BgekitError(f"{prefix}loss '{spec.name}' trains an embedder, not a reranker; reranker losses: "
                               f"{', '.join(fitting)}")
     return entries
 
@@ -159,78 +136,60 @@ def build_model(model_values: dict[str, Any]) -> Any:
     return model
 
 
-def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = None) -> dict[str, Any]:
-    """Train a reranker as ``recipe`` says; return a summary of what was written."""
-    values: dict[str, Any] = recipe.values
-    pm = get_plugin_manager()
-    registry = pm.registry
-    config = TrainConfig.from_recipe(values)
-    output_dir = Path(values["output_dir"])
-    data = values.get("data") or {}
-    dtype = resolve_dtype(config.dtype, backend)  # fail on a bad dtype before loading anything
-    if (values.get("train") or {}).get("select_best"):
-        raise BgekitError("train.select_best is not supported by the reranker task (it does not evaluate "
-                          "during training); remove it")
+def restore_into(model: torch.nn.Module) -> Any:
+    """``restore_model`` for the trainer: a checkpoint's cross-encoder folder loaded into ``model``."""
 
-    examples, errors = load_training_examples(data, registry)
-    losses = build_losses(check_reranker_losses(values.get("loss"), registry), registry)
-    callbacks = build_callbacks(values.get("callbacks") or [], registry)
-    if (values.get("evaluate") or {}).get("corpus"):
-        console.print("[yellow]the reranker task does not evaluate during training: re-order a retriever's "
-                      "run with `bgekit rerank` and score it with `bgekit eval`[/yellow]")
-    process = setup_process(backend)
-    try:
-        seed_everything(config.seed)
-        model_values = values["model"]
+    def restore_model(model_dir: Path) -> None:
+        from bgekit.models.cross_encoder import CrossEncoder
+
+        model.load_state_dict(CrossEncoder.from_pretrained(model_dir).state_dict())
+
+    return restore_model
+
+
+class RerankerTask(TrainingTask):
+    """A cross-encoder trained on groups of (query, passage) pairs by the recipe's reranker ``loss``."""
+
+    name = "reranker"
+
+    def check(self, run: TrainingRun) -> None:
+        if run.config.select_best:
+            raise BgekitError("train.select_best is not supported by the reranker task (it does not evaluate "
+                              "during training); remove it")
+
+    def prepare(self, run: TrainingRun) -> None:
+        entries = check_reranker_losses(loss_entries(run.values.get("loss"), DEFAULT_LOSS), run.registry)
+        self.losses = build_losses(entries, run.registry)
+        if (run.values.get("evaluate") or {}).get("corpus"):
+            console.print("[yellow]the reranker task does not evaluate during training: re-order a retriever's "
+                          "run with `bgekit rerank` and score it with `bgekit eval`[/yellow]")
+
+    def build(self, run: TrainingRun) -> TaskSetup:
+        model_values = run.values["model"]
         model = build_model(model_values)
-        with_scores = sum(e.pos_scores is not None and e.neg_scores is not None for e in examples)
-        if 0 < with_scores < len(examples) and process.is_main:
-            console.print(f"[yellow]{with_scores} of {len(examples)} examples have teacher scores; a batch "
-                          "with any example without them has no teacher scores for its losses[/yellow]")
-        sampler = GroupSampler(examples, data.get("group_size", 8), seed=config.seed, graded=True)
-        batcher = LengthGroupedBatcher([example_length(e) for e in examples], config.batch_size,
-                                       seed=config.seed, shuffle=data.get("shuffle", True),
-                                       length_grouping=data.get("length_grouping", True),
-                                       rank=process.rank, world_size=process.world_size)
+        run.warn_partial_teacher_scores("a batch with any example without them has no teacher scores for its "
+                                        "losses")
+        sampler = GroupSampler(run.examples, run.data.get("group_size", 8), seed=run.config.seed, graded=True)
         collator = RerankCollator(model, query_instruction=model_values.get("query_instruction") or "",
                                   passage_instruction=model_values.get("passage_instruction") or "")
-        run_info = RunInfo(recipe=recipe_for_plugins(recipe), output_dir=output_dir,
-                           is_main_process=process.is_main,
-                           rank=process.rank, world_size=process.world_size, task="reranker")
+        chunks = RerankerChunks(self.losses)
+        return TaskSetup(model=model, sampler=sampler, collator=collator, batch_loss=chunks.plain_loss,
+                         chunked=chunks, restore_model=restore_into(model))
 
-        def restore_model(model_dir: Path) -> None:
-            from bgekit.models.cross_encoder import CrossEncoder
+    def model_dirs(self, run: TrainingRun) -> dict[str, Path]:
+        return {"model_dir": run.output_dir / "model"}
 
-            model.load_state_dict(CrossEncoder.from_pretrained(model_dir).state_dict())
+    def save(self, run: TrainingRun, setup: TaskSetup, result: TrainResult) -> None:
+        model_dir = save_model(setup.model, run.recipe, self.model_dirs(run)["model_dir"])
+        write_reranker_card(model_dir, setup.model, run.recipe,
+                            data_summary(run.data.get("train"), run.examples, run.errors))
 
-        trainer = Trainer(model=model, losses=losses, sampler=sampler, batcher=batcher, collator=collator,
-                          config=config, backend=backend, process=process, run=run_info, plugin_manager=pm,
-                          restore_model=restore_model, batch_loss=rerank_batch_loss(losses),
-                          chunked=RerankerChunks(losses), num_workers=data.get("num_workers", "auto"),
-                          show_progress=sys.stderr.isatty() if show_progress is None else show_progress,
-                          log_lines=show_progress is None)
-        with run_lifecycle(pm, run_info, callbacks):
-            result = trainer.train()
-            model_dir = output_dir / "model"
-            if process.is_main:
-                model_dir = save_final_model(model, recipe, output_dir)
-                write_reranker_card(model_dir, model, recipe, data_summary(data.get("train"), examples, errors))
-            process.barrier()
-    finally:
-        teardown_process(process)
-
-    if process.is_main:
-        console.print(f"[bold green]reranker saved to {model_dir}[/bold green]")
-        console.print(f"score pairs with it: bgekit rerank --model {model_dir} --input pairs.jsonl "
+    def report(self, run: TrainingRun, dirs: dict[str, Path]) -> None:
+        console.print(f"[bold green]reranker saved to {dirs['model_dir']}[/bold green]")
+        console.print(f"score pairs with it: bgekit rerank --model {dirs['model_dir']} --input pairs.jsonl "
                       "--output scored.jsonl", markup=False, highlight=False, soft_wrap=True)
-    return {
-        "task": "reranker",
-        "output_dir": str(output_dir),
-        "model_dir": str(model_dir),
-        "metrics_log": str(output_dir / "metrics.jsonl"),
-        "examples": len(examples),
-        "skipped_rows": len(errors),
-        **result.summary(),
-        "device": backend.name,
-        "dtype": dtype,
-    }
+
+
+def run(recipe: Any, backend: DeviceBackend, *, show_progress: bool | None = None) -> dict[str, Any]:
+    """Train a reranker as ``recipe`` says; return a summary of what was written."""
+    return run_training(RerankerTask(), recipe, backend, show_progress=show_progress)

@@ -45,17 +45,19 @@ import torch
 
 from bgekit.devices import DeviceBackend
 from bgekit.errors import BgekitError
+from bgekit.recipe_schema import section_schema
 from bgekit.train import checkpoint as ckpt
 from bgekit.train.batching import LengthGroupedBatcher, SamplerState
-from bgekit.train.collate import Collator, TrainBatch
+from bgekit.train.collate import TrainBatch
 from bgekit.train import stop
 from bgekit.train.distributed import ProcessContext
 from bgekit.train.failures import FailedBatches, check_finite_weights
-from bgekit.train.gradcache import EmbedderChunks, ChunkedTask, RandomState, cached_step, sync_context
+from bgekit.train.gradcache import ChunkedTask, RandomState, cached_step, sync_context
 from bgekit.train.loader import BatchLoader, default_num_workers
 from bgekit.train.loss_terms import LossTerm, weighted_loss_sum  # noqa: F401 - imported from here by the tasks
 from bgekit.train.oom import halved_chunk, is_out_of_memory
 from bgekit.train.sampling import GroupSampler
+from bgekit.train.settings import schema_field, settings_from_section
 
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 SCHEDULERS = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
@@ -63,39 +65,45 @@ SCHEDULERS = {"linear": "linear", "cosine": "cosine", "constant": "constant_with
 
 @dataclass
 class TrainConfig:
-    """The recipe's ``train`` section (plus the seed), with the values the loop uses."""
+    """The recipe's ``train`` section (plus the seed), with the values the loop uses.
 
-    epochs: float = 1.0
-    max_steps: int = -1
-    batch_size: int = 8
-    learning_rate: float = 1e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    warmup_steps: int = 0
-    lr_scheduler: str = "linear"
-    gradient_accumulation_steps: int = 1
-    max_grad_norm: float = 1.0
-    dtype: str = "auto"
-    gradient_checkpointing: bool = False
+    Every default is the recipe schema's (:mod:`bgekit.train.settings`).
+    """
+
+    epochs: float = schema_field("train", "epochs")
+    max_steps: int = schema_field("train", "max_steps")
+    batch_size: int = schema_field("train", "batch_size")
+    learning_rate: float = schema_field("train", "learning_rate")
+    weight_decay: float = schema_field("train", "weight_decay")
+    warmup_ratio: float = schema_field("train", "warmup_ratio")
+    warmup_steps: int = schema_field("train", "warmup_steps")
+    lr_scheduler: str = schema_field("train", "lr_scheduler")
+    gradient_accumulation_steps: int = schema_field("train", "gradient_accumulation_steps")
+    max_grad_norm: float = schema_field("train", "max_grad_norm")
+    dtype: str = schema_field("train", "dtype")
+    gradient_checkpointing: bool = schema_field("train", "gradient_checkpointing")
     #: GradCache: texts (reranker: pairs) per forward chunk; 0 = off (bgekit.train.gradcache)
-    chunk_size: int = 0
-    negatives_cross_device: bool = False
-    logging_steps: int = 10
-    save_steps: int = 0
-    save_total_limit: int = 2
-    resume_from: str | None = None
-    max_failed_batches: int = 10
-    seed: int = 42
+    chunk_size: int = schema_field("train", "chunk_size")
+    negatives_cross_device: bool = schema_field("train", "negatives_cross_device")
+    logging_steps: int = schema_field("train", "logging_steps")
+    save_steps: int = schema_field("train", "save_steps")
+    save_total_limit: int = schema_field("train", "save_total_limit")
+    resume_from: str | None = schema_field("train", "resume_from")
+    max_failed_batches: int = schema_field("train", "max_failed_batches")
+    #: the metric whose best model is kept (bgekit.train.best); the embedder task reads it
+    select_best: str | None = schema_field("train", "select_best")
+    #: the recipe's top-level ``seed``
+    seed: int = field(default_factory=lambda: section_schema("seed")["default"])
 
     @classmethod
     def from_recipe(cls, values: dict[str, Any]) -> "TrainConfig":
-        known = set(cls.__dataclass_fields__)
-        train = {k: v for k, v in (values.get("train") or {}).items() if k in known}
-        return cls(**train, seed=int(values.get("seed", 42)))
+        """From the recipe's ``train`` section and ``seed``; a key the loop does not know is refused."""
+        seed = values.get("seed", section_schema("seed")["default"])
+        return settings_from_section(cls, "train", values.get("train"), seed=int(seed))
 
 
 #: ``(model, batch, step) -> (loss, named float parts)``: one micro-batch's forward pass and loss.
-#: The embedder's is :meth:`Trainer.embedder_batch_loss`; other tasks (the reranker) pass their own.
+#: Each task passes its own (the embedder's and the reranker's are their GradCache adapter's ``plain_loss``).
 BatchLoss = Callable[[torch.nn.Module, Any, int], tuple[torch.Tensor, dict[str, float]]]
 
 
@@ -182,23 +190,23 @@ def clip_gradients(groups: Sequence[Sequence[torch.nn.Parameter]], max_norm: flo
 
 
 class Trainer:
-    """Trains ``model`` on groups drawn by ``sampler`` in batches from ``batcher``."""
+    """Trains ``model`` on groups drawn by ``sampler`` in batches from ``batcher``.
 
-    def __init__(self, *, model: torch.nn.Module, losses: Sequence[LossTerm], sampler: GroupSampler,
-                 batcher: LengthGroupedBatcher, collator: Collator, config: TrainConfig,
+    The loop knows no task: ``batch_loss`` (the task's forward pass and loss of one micro-batch) and
+    ``chunked`` (its GradCache adapter, or None when the task cannot be chunked) come from the task.
+    """
+
+    def __init__(self, *, model: torch.nn.Module, batch_loss: BatchLoss, sampler: GroupSampler,
+                 batcher: LengthGroupedBatcher, collator: Callable[[Sequence[Any]], Any], config: TrainConfig,
                  backend: DeviceBackend, process: ProcessContext, run: RunInfo, plugin_manager: Any,
                  restore_model: Callable[[Path], None] | None = None,
                  evaluator: Callable[[torch.nn.Module, int], dict[str, float]] | None = None,
                  evaluate_every: int = 0, show_progress: bool = True, log_lines: bool = False,
-                 batch_loss: BatchLoss | None = None, best: Any = None,
+                 best: Any = None,
                  refresh: Callable[[torch.nn.Module, int, int], None] | None = None, refresh_every: int = 0,
                  optimizer_groups: Callable[[torch.nn.Module, float], list[dict[str, Any]]] | None = None,
                  clip_groups: Callable[[torch.nn.Module], list[list[torch.nn.Parameter]]] | None = None,
                  chunked: ChunkedTask | None = None, num_workers: int | str = 0) -> None:
-        if not losses:
-            raise BgekitError("no loss to train: set 'loss' in the recipe")
-        if chunked is None and batch_loss is None:
-            chunked = EmbedderChunks(losses, config.negatives_cross_device)
         #: how this task's micro-batches split into GradCache chunks (None: they cannot be chunked)
         self.chunked = chunked
         if config.chunk_size > 0 and chunked is None:
@@ -210,8 +218,8 @@ class Trainer:
         self.chunk_size = config.chunk_size
         self.num_workers = default_num_workers(process.device) if num_workers == "auto" else int(num_workers)
         self.model = model
-        self.losses = list(losses)
-        self.batch_loss: BatchLoss = batch_loss or self.embedder_batch_loss
+        #: the task's forward pass and loss of one micro-batch (unchunked)
+        self.batch_loss = batch_loss
         self.sampler = sampler
         self.batcher = batcher
         self.collator = collator
@@ -249,9 +257,8 @@ class Trainer:
     def _build_optimizer(self, model: torch.nn.Module):
         from transformers import get_scheduler
 
-        fused = self.process.device.type == "cuda"
         optimizer = torch.optim.AdamW(self.optimizer_groups(model, self.config.weight_decay),
-                                      lr=self.config.learning_rate, fused=fused or None)
+                                      lr=self.config.learning_rate, **self.backend.optimizer_options())
         scheduler = get_scheduler(SCHEDULERS[self.config.lr_scheduler], optimizer,
                                   num_warmup_steps=self.warmup_steps, num_training_steps=self.total_steps)
         return optimizer, scheduler
@@ -264,8 +271,7 @@ class Trainer:
         if self.process.distributed:
             from torch.nn.parallel import DistributedDataParallel
 
-            ids = [self.process.device.index] if self.process.device.type in ("cuda", "npu") else None
-            return DistributedDataParallel(model, device_ids=ids)
+            return DistributedDataParallel(model, **self.backend.ddp_options(self.process.device))
         return model
 
     def _autocast(self):
@@ -274,17 +280,6 @@ class Trainer:
         return torch.autocast(device_type=self.process.device.type, dtype=TORCH_DTYPES[self.dtype])
 
     # -- one micro-batch ---------------------------------------------------
-    def embedder_batch_loss(self, wrapped: torch.nn.Module, batch: TrainBatch,
-                            step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        """Score every query against every passage per head, then the embedder losses."""
-        q = batch.num_queries
-        targets = torch.arange(q, device=self.process.device) * batch.group_size
-        if self.config.negatives_cross_device and self.process.distributed:
-            targets = targets + self.process.rank * batch.num_passages
-        scores = wrapped(batch.queries, batch.passages, cross_device=self.config.negatives_cross_device)
-        return weighted_loss_sum(self.losses, lambda fn: fn(scores, targets, batch.group_size,
-                                                            teacher_scores=batch.teacher_scores, step=step))
-
     def _micro_step(self, wrapped: torch.nn.Module, batch: Any, step: int, scale: float,
                     scaler: Any, sync: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
         """Forward and backward of one micro-batch, whole or by GradCache chunks; under DDP, gradients are
@@ -372,7 +367,7 @@ class Trainer:
                                                     if s == self.total_steps or (cfg.save_steps
                                                                                  and s % cfg.save_steps == 0)])
         stream = BatchLoader(self.batcher, self.sampler, self.collator, num_workers=self.num_workers,
-                             pin_memory=self.process.device.type == "cuda", with_indices=True).stream(state)
+                             pin_memory=self.backend.pin_memory, with_indices=True).stream(state)
 
         history: list[dict[str, Any]] = []
         last_ckpt: Path | None = resume

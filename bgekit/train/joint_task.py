@@ -298,10 +298,11 @@ class JointTask(TrainingTask):
                               "turn on train.gradient_checkpointing")
         if self.group_size < 2:
             raise BgekitError("data.group_size: joint training distils over lists; use at least 2")
+        # built now, so an embedder loss named here fails before the data is read
+        self.rerank_loss = build_reranker_loss(self.settings.reranker_loss, run.registry)
 
     def prepare(self, run: TrainingRun) -> None:
         settings = self.settings
-        self.rerank_loss = build_reranker_loss(settings.reranker_loss, run.registry)
         self.contrastive = build_losses(check_retriever_losses(
             loss_entries(run.values.get("loss"), RETRIEVER_DEFAULT_LOSS), run.registry), run.registry) \
             if settings.contrastive_weight > 0 else []

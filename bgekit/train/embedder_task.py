@@ -8,6 +8,10 @@ FlagEmbedding's ``BGEM3FlagModel``. With ``train.select_best`` the model best
 on that metric is kept as ``<output_dir>/best`` too (:mod:`bgekit.train.best`);
 with ``miner.refresh_every`` hard negatives are re-mined with the model being
 trained (:mod:`bgekit.train.refresh`).
+
+The run around it (data, callbacks, processes, seeding, the loop, the
+summary) is :mod:`bgekit.train.task_skeleton`'s; :class:`EmbedderTask` says
+what is the embedder's own.
 """
 
 from __future__ import annotations

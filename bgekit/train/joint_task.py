@@ -28,7 +28,9 @@ Both models live in one :class:`JointModel`, so the shared
 at ``reranker.learning_rate`` when given). The results are written in their
 own formats: ``<output_dir>/retriever`` (as the embedder task's model) and
 ``<output_dir>/reranker`` (a Hugging Face sequence classifier), each with the
-resolved recipe beside it.
+resolved recipe beside it. The run around it is
+:mod:`bgekit.train.task_skeleton`'s; :class:`JointTask` says what is joint
+training's own.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ model goes to ``<output_dir>/model`` as a plain Hugging Face sequence
 classifier (with the resolved recipe beside it), which ``bgekit rerank``,
 FlagEmbedding's ``FlagReranker`` and sentence-transformers' ``CrossEncoder``
 load.
+
+The run around it is :mod:`bgekit.train.task_skeleton`'s; :class:`RerankerTask`
+says what is the reranker's own.
 """
 
 from __future__ import annotations

@@ -130,6 +130,26 @@ def test_the_trainer_asks_the_device_backend_for_optimizer_and_loader_options(tm
     assert made and made[0]["foreach"] is False
 
 
+def test_checkpoints_carry_the_device_backends_random_state(tmp_path, model_dir):
+    """The trainer hands its backend to the checkpoint functions: saved at each checkpoint, given back on resume."""
+    restored = []
+
+    class WithState(type(cpu())):
+        def rng_state(self):
+            return {"0": torch.tensor([7, 8, 9], dtype=torch.uint8)}
+
+        def set_rng_state(self, state):
+            restored.append(state)
+
+    data = write_data(tmp_path, toy_rows(8))
+    run_training(PullPositivesUp(), recipe(tmp_path, model_dir, data, max_steps=2, save_steps=1), WithState(),
+                 show_progress=False)
+    assert restored == []
+    run_training(PullPositivesUp(), recipe(tmp_path, model_dir, data, max_steps=3, resume_from="latest"),
+                 WithState(), show_progress=False)
+    assert len(restored) == 1 and torch.equal(restored[0]["0"], torch.tensor([7, 8, 9], dtype=torch.uint8))
+
+
 @pytest.mark.skipif(shutil.which("duplicates") is None, reason="the duplicates tool is not installed")
 def test_the_task_runners_share_no_copied_blocks():
     train = Path(task_skeleton.__file__).parent

@@ -504,7 +504,8 @@ class Trainer:
         }
         path = ckpt.save_checkpoint(self.output_dir, step, model=self.model, trainer_state=trainer_state,
                                     save_total_limit=self.config.save_total_limit,
-                                    rank=self.process.rank, world_size=self.process.world_size)
+                                    rank=self.process.rank, world_size=self.process.world_size,
+                                    backend=self.backend)
         if path is not None:
             self.pm.hook.bgekit_on_checkpoint(run=self.run, step=step, path=str(path))
         return path
@@ -531,7 +532,7 @@ class Trainer:
             scaler.load_state_dict(trainer_state["scaler"])
         state.epoch = int(trainer_state["sampler"]["epoch"])
         state.position = int(trainer_state["sampler"]["position"])
-        ckpt.set_rng_states(rng)
+        ckpt.set_rng_states(rng, self.backend)
         step = int(trainer_state["step"])
         failures.resume_at(step, int(trainer_state.get("failed_batches", 0)))
         saved_chunk = int(trainer_state.get("chunk_size", 0))

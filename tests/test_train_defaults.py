@@ -68,3 +68,15 @@ def test_an_unknown_key_is_refused_in_one_line_naming_it(build, line):
     with pytest.raises(BgekitError) as caught:
         build()
     assert str(caught.value) == line
+
+
+def test_a_section_value_the_recipe_leaves_out_is_the_schemas_default(monkeypatch):
+    from bgekit.train.settings import setting
+
+    assert setting({"group_size": 3}, "data", "group_size") == 3
+    assert setting(None, "data", "group_size") == section_schema("data")["properties"]["group_size"]["default"]
+    assert setting({"revision": None}, "model", "revision") is None  # given as null: null, not the default
+    changed = copy.deepcopy(outer_schema())
+    changed["properties"]["data"]["properties"]["num_workers"]["default"] = 2
+    monkeypatch.setattr(recipe_schema, "outer_schema", lambda: copy.deepcopy(changed))
+    assert setting({}, "data", "num_workers") == 2

@@ -31,6 +31,7 @@ from bgekit.train.loss_terms import build_losses, loss_entries
 from bgekit.train.outcome import HeldOutEvaluation, comparison_lines, data_summary, write_embedder_card
 from bgekit.train.refresh import NegativeRefresher, RefreshingSampler
 from bgekit.train.sampling import GroupSampler
+from bgekit.train.settings import setting
 from bgekit.train.task_skeleton import (
     TaskSetup,
     TrainingRun,
@@ -53,8 +54,8 @@ def build_model(model_values: dict[str, Any], registry: Registry) -> Any:
         revision=model_values.get("revision"), trust_remote_code=bool(model_values.get("trust_remote_code")),
         registry=registry,
     )
-    model.query_max_length = model_values.get("query_max_length", 64)
-    model.passage_max_length = model_values.get("passage_max_length", 512)
+    model.query_max_length = setting(model_values, "model", "query_max_length")
+    model.passage_max_length = setting(model_values, "model", "passage_max_length")
     model.query_instruction = model_values.get("query_instruction") or ""
     model.passage_instruction = model_values.get("passage_instruction") or ""
     return model
@@ -82,7 +83,7 @@ def build_refresh(values: dict[str, Any], examples: list[Example], sampler: Refr
                   output_dir: Path, registry: Registry, is_main: bool, resume: Path | None) -> NegativeRefresher:
     """The ``miner.refresh_every`` re-miner; on a resume, the negatives in use when the run stopped come back."""
     refresher = NegativeRefresher(examples, values["miner"], sampler, output_dir,
-                                  batch_size=(values.get("evaluate") or {}).get("batch_size", 64),
+                                  batch_size=setting(values.get("evaluate"), "evaluate", "batch_size"),
                                   write=is_main, registry=registry, log=console.print if is_main else None)
     match = ckpt.CHECKPOINT_RE.match(resume.name) if resume is not None else None
     if match:
@@ -113,7 +114,7 @@ class EmbedderTask(TrainingTask):
         values, config, registry = run.values, run.config, run.registry
         model = build_model(values["model"], registry)
         run.warn_partial_teacher_scores("batches with any example without them train without distillation")
-        group_size = run.data.get("group_size", 8)
+        group_size = setting(run.data, "data", "group_size")
         if self.refresh_every:
             sampler: GroupSampler = RefreshingSampler(run.examples, group_size, seed=config.seed, log=run.log)
             self.refresher = build_refresh(values, run.examples, sampler, run.output_dir, registry, run.is_main,
@@ -135,7 +136,7 @@ class EmbedderTask(TrainingTask):
                          batch_loss=chunks.plain_loss, chunked=chunks, restore_model=restore_model,
                          trainer_options={
                              "evaluator": self.held_out.metrics if self.held_out is not None else None,
-                             "evaluate_every": (values.get("evaluate") or {}).get("every_steps", 0),
+                             "evaluate_every": setting(values.get("evaluate"), "evaluate", "every_steps"),
                              "best": self.best, "refresh": self.refresher, "refresh_every": self.refresh_every})
 
     def before_training(self, run: TrainingRun, setup: TaskSetup) -> None:

@@ -57,7 +57,7 @@ from bgekit.train.refresh import RefreshingSampler
 from bgekit.train.reranker_task import DEFAULT_LOSS as RERANKER_DEFAULT_LOSS
 from bgekit.train.reranker_task import RerankBatch, RerankCollator, check_reranker_losses
 from bgekit.train.sampling import TrainGroup
-from bgekit.train.settings import schema_field, settings_from_section
+from bgekit.train.settings import schema_field, setting, settings_from_section
 from bgekit.train.task_skeleton import TaskSetup, TrainingRun, TrainingTask, console, run_training
 from bgekit.train.trainer import TrainResult, parameter_groups
 
@@ -290,7 +290,7 @@ class JointTask(TrainingTask):
     def check(self, run: TrainingRun) -> None:
         self.settings = JointSettings.from_recipe(run.values)
         self.reranker_settings = RerankerSettings.from_recipe(run.values)
-        self.group_size = int(run.data.get("group_size", 8))
+        self.group_size = int(setting(run.data, "data", "group_size"))
         if run.config.select_best:
             raise BgekitError("train.select_best is not supported by the joint task; remove it")
         if run.config.chunk_size:
@@ -323,7 +323,7 @@ class JointTask(TrainingTask):
             keep_at_least=self.group_size - 1, score_batch_size=settings.score_batch_size,
             output_dir=run.output_dir, registry=registry, log=run.log, write=run.is_main,
             miner=(values.get("miner") or {"name": "dense"}) if settings.refresh_every or settings.mine_at_start
-            else None, mine_batch_size=(values.get("evaluate") or {}).get("batch_size", 64))
+            else None, mine_batch_size=setting(values.get("evaluate"), "evaluate", "batch_size"))
         self.initial = candidates.candidates(model, step=0, epoch=0, mine=settings.mine_at_start)
         sampler.examples = list(self.initial)
         self.stats = candidates.last_stats

@@ -41,6 +41,7 @@ from bgekit.train.gradcache import RerankerChunks
 from bgekit.train.loss_terms import build_losses, loss_entries
 from bgekit.train.outcome import data_summary, write_reranker_card
 from bgekit.train.sampling import GroupSampler, TrainGroup
+from bgekit.train.settings import setting
 from bgekit.train.task_skeleton import TaskSetup, TrainingRun, TrainingTask, console, run_training
 from bgekit.train.trainer import TrainResult
 
@@ -121,8 +122,8 @@ def check_reranker_losses(entries: list[dict[str, Any]], registry: Registry,
 
 def pair_lengths(model_values: dict[str, Any], tokenizer: Any) -> tuple[int, int]:
     """``(pair max length, query max length)`` from the recipe, within the model's position limit."""
-    query = int(model_values.get("query_max_length", 64))
-    pair = query + int(model_values.get("passage_max_length", 512))
+    query = int(setting(model_values, "model", "query_max_length"))
+    pair = query + int(setting(model_values, "model", "passage_max_length"))
     limit = getattr(tokenizer, "model_max_length", None)
     if isinstance(limit, int) and 0 < limit < NO_RECORDED_LIMIT:
         pair = min(pair, limit)
@@ -172,7 +173,7 @@ class RerankerTask(TrainingTask):
         model = build_model(model_values)
         run.warn_partial_teacher_scores("a batch with any example without them has no teacher scores for its "
                                         "losses")
-        sampler = GroupSampler(run.examples, run.data.get("group_size", 8), seed=run.config.seed, graded=True)
+        sampler = GroupSampler(run.examples, setting(run.data, "data", "group_size"), seed=run.config.seed, graded=True)
         collator = RerankCollator(model, query_instruction=model_values.get("query_instruction") or "",
                                   passage_instruction=model_values.get("passage_instruction") or "")
         chunks = RerankerChunks(self.losses)

@@ -29,6 +29,13 @@ def schema_default(section: str, key: str) -> Any:
     return copy.deepcopy(properties[key].get("default"))
 
 
+def setting(given: dict[str, Any] | None, section: str, key: str) -> Any:
+    """``given[key]`` (a recipe section's values), or the schema's default when the section leaves it out
+    (a validated recipe has every default filled in; one built in code may not)."""
+    given = given or {}
+    return given[key] if key in given else schema_default(section, key)
+
+
 def schema_field(section: str, key: str) -> Any:
     """A dataclass field whose default is the schema's, read when an instance is made."""
     return dataclasses.field(default_factory=lambda: schema_default(section, key))

@@ -44,6 +44,7 @@ from bgekit.train.distributed import ProcessContext, setup_process, teardown_pro
 from bgekit.train.failures import check_finite_weights
 from bgekit.train.gradcache import ChunkedTask
 from bgekit.train.sampling import GroupSampler
+from bgekit.train.settings import setting
 from bgekit.train.trainer import BatchLoss, RunInfo, Trainer, TrainConfig, TrainResult, resolve_dtype, seed_everything
 
 #: Bad rows shown in full before the rest are only counted.
@@ -214,8 +215,8 @@ class TrainingTask:
 def build_batcher(run: TrainingRun) -> LengthGroupedBatcher:
     """This process's batches of examples, of similar length unless ``data.length_grouping`` is off."""
     return LengthGroupedBatcher([example_length(e) for e in run.examples], run.config.batch_size,
-                                seed=run.config.seed, shuffle=run.data.get("shuffle", True),
-                                length_grouping=run.data.get("length_grouping", True),
+                                seed=run.config.seed, shuffle=setting(run.data, "data", "shuffle"),
+                                length_grouping=setting(run.data, "data", "length_grouping"),
                                 rank=run.process.rank, world_size=run.process.world_size)
 
 
@@ -244,7 +245,7 @@ def run_training(task: TrainingTask, recipe: Any, backend: DeviceBackend, *,
         trainer = Trainer(model=setup.model, batch_loss=setup.batch_loss, sampler=setup.sampler, batcher=batcher,
                           collator=setup.collator, config=config, backend=backend, process=process, run=run.info,
                           plugin_manager=pm, restore_model=setup.restore_model, chunked=setup.chunked,
-                          num_workers=run.data.get("num_workers", "auto"),
+                          num_workers=setting(run.data, "data", "num_workers"),
                           show_progress=sys.stderr.isatty() if show_progress is None else show_progress,
                           log_lines=show_progress is None, **setup.trainer_options)
         with run_lifecycle(pm, run.info, callbacks):

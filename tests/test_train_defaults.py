@@ -17,9 +17,14 @@ from bgekit.train.trainer import TrainConfig
 SETTINGS = [(TrainConfig, "train", {"seed"}), (JointSettings, "joint", set()), (RerankerSettings, "reranker", set())]
 
 
-def test_section_schema_is_the_outer_schemas_section():
-    for name in ("train", "joint", "reranker", "data"):
+def test_section_schema_finds_core_and_task_owned_sections():
+    for name in ("train", "data"):
         assert section_schema(name) == outer_schema()["properties"][name]
+    # the joint task owns these two: they come from its TaskSpec, not the core schema
+    from bgekit.train.joint_section import JOINT, RERANKER
+
+    assert "joint" not in outer_schema()["properties"] and "reranker" not in outer_schema()["properties"]
+    assert section_schema("joint") == JOINT and section_schema("reranker") == RERANKER
 
 
 @pytest.mark.parametrize("cls,section,elsewhere", SETTINGS, ids=[s for _, s, _ in SETTINGS])
@@ -41,9 +46,11 @@ def test_a_default_changed_in_the_schema_changes_the_settings(monkeypatch):
     """The schema is the one source: nothing else holds a copy of the default."""
     changed = copy.deepcopy(outer_schema())
     changed["properties"]["train"]["properties"]["batch_size"]["default"] = 123
-    changed["properties"]["joint"]["properties"]["temperature"]["default"] = 0.5
-    changed["properties"]["reranker"]["properties"]["max_length"]["default"] = 99
     monkeypatch.setattr(recipe_schema, "outer_schema", lambda: copy.deepcopy(changed))
+    from bgekit.train.joint_section import JOINT, RERANKER  # the joint task's own sections
+
+    monkeypatch.setitem(JOINT["properties"]["temperature"], "default", 0.5)
+    monkeypatch.setitem(RERANKER["properties"]["max_length"], "default", 99)
     assert TrainConfig().batch_size == 123 and TrainConfig.from_recipe({}).batch_size == 123
     assert JointSettings().temperature == 0.5 and JointSettings.from_recipe({"joint": {}}).temperature == 0.5
     assert RerankerSettings.from_recipe({"reranker": {"name_or_path": "x"}}).max_length == 99

@@ -16,7 +16,8 @@ def bgekit_tasks():
     yield TaskSpec(name="reranker", summary="fine-tune a cross-encoder reranker",
                    runner="bgekit.train.reranker_task:run", trains=True)
     yield TaskSpec(name="joint", summary="train a retriever and a reranker together (RocketQAv2)",
-                   runner="bgekit.train.joint_task:run", trains=True)
+                   runner="bgekit.train.joint_task:run", trains=True,
+                   sections="bgekit.train.joint_section:SECTIONS")
     yield TaskSpec(name="mine", summary="mine hard negatives for the training data",
                    runner="bgekit.mine.mine_task:run")
     yield TaskSpec(name="score", summary="teacher scores for the training data from a cross-encoder",

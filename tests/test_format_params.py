@@ -72,7 +72,7 @@ def test_recipe_parameters_reach_the_reader(split_format, tmp_path, monkeypatch)
     [example] = read_examples(data["train"], split_format.registry, data.get("format"), encoding=data["encoding"])
     assert (example.query, example.pos, example.neg) == ("What Is BGE?", ["an embedder"], ["a fish"])
 
-    from bgekit.train.embedder_task import load_training_examples
+    from bgekit.train.task_skeleton import load_training_examples
 
     lowered = load_recipe(tmp_path / "r.yaml", ["data.format.lowercase=true"]).values["data"]
     examples, errors = load_training_examples(lowered, split_format.registry, report=None)

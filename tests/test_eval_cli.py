@@ -105,6 +105,7 @@ def test_errors_are_one_clean_line_with_exit_1(files):
     from bgekit.cli import main
 
     result = CliRunner().invoke(main, ["eval", "metrics", "--qrels", str(files / "qrels.trec"), "--run",
-                                       str(files / "run.trec"), "--metrics", "ndcg@10,nope@3"])
+                                       str(files / "run.trec"), "--metrics", "ndcg@10,Nope@3"])
     assert result.exit_code == 1
     assert "unknown metric 'nope'" in result.output and "Traceback" not in result.output
+    assert "metric 'Nope@3'" in result.output  # what the user wrote, as recipe errors say it

@@ -78,7 +78,10 @@ def resolve(names: Sequence[str], registry: Registry | None = None) -> list[tupl
     out = []
     for written in names:
         name = canonical_name(written)
-        spec, k = registry.metric(name)
+        try:
+            spec, k = registry.metric(name)
+        except BgekitError as exc:  # say what the user wrote, not only its lower-cased metric name
+            raise BgekitError(f"metric '{written}': {exc}") from None
         assert isinstance(spec, MetricSpec)
         if k is not None and k < 1:
             raise BgekitError(f"metric '{written}': the cut-off must be at least 1")

@@ -3,7 +3,9 @@
 Each kind has three sources: the package's ``__init__.py`` (the hook
 implementation and the spec record; light, so ``bgekit plugins list`` stays
 fast), ``component.py`` (the implementation, loaded on first use through
-``lazy_factory``) and a pytest file that checks it with ``bgekit.testing``.
+``lazy_factory``; for a task its runner, for a command the click command,
+both named as ``"module:attribute"``) and a pytest file that checks it with
+``bgekit.testing`` (tasks and commands: through ``bgekit.cli.main``).
 They import only :mod:`bgekit.api` and :mod:`bgekit.testing` from bgekit, as
 a third party would. ``docs/plugins.md`` shows them rendered for
 ``my-<kind>`` (a test keeps the two equal). ``__NAME__`` is the name users

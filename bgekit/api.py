@@ -134,6 +134,8 @@ _HELPERS = {
     "find_beir_files": "bgekit.data.beir:find_beir_files",  # BEIR-style evaluation data as examples
     "BeirDataset": "bgekit.data.beir:BeirDataset",
     "examples_from_judgements": "bgekit.data.beir:examples_from_judgements",
+    # tasks and commands: read a data file as training does (format detected or named, with its parameters)
+    "read_examples": "bgekit.data.readers:read_examples",  # Example per good row, RowError per bad one
     # miners and heads
     "Bm25Index": "bgekit.data.lexical:Bm25Index",  # the tokenisation `bgekit data pairs` uses too
     "VECTOR_INDEX_PARAMS": "bgekit.mine.vector_index:PARAMS",  # schema of index/nlist/nprobe/...

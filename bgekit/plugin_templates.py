@@ -3,7 +3,9 @@
 Each kind has three sources: the package's ``__init__.py`` (the hook
 implementation and the spec record; light, so ``bgekit plugins list`` stays
 fast), ``component.py`` (the implementation, loaded on first use through
-``lazy_factory``) and a pytest file that checks it with ``bgekit.testing``.
+``lazy_factory``; for a task its runner, for a command the click command,
+both named as ``"module:attribute"``) and a pytest file that checks it with
+``bgekit.testing`` (tasks and commands: through ``bgekit.cli.main``).
 They import only :mod:`bgekit.api` and :mod:`bgekit.testing` from bgekit, as
 a third party would. ``docs/plugins.md`` shows them rendered for
 ``my-<kind>`` (a test keeps the two equal). ``__NAME__`` is the name users
@@ -16,7 +18,7 @@ import re
 
 from bgekit.errors import BgekitError
 
-KIND_NAMES = ("loss", "head", "miner", "metric", "format", "device", "callback", "augmenter")
+KIND_NAMES = ("loss", "head", "miner", "metric", "format", "device", "callback", "augmenter", "task", "command")
 
 _LOSS_INIT = '''"""__NAME__: a bgekit loss for ``task: embedder``."""
 
@@ -546,6 +548,203 @@ def test_augmenter_asks_once_per_passage(tmp_path):
         augmenter.run(item, lambda messages, parse, expected_reply="": parse(""))
 '''
 
+_TASK_INIT = '''"""__NAME__: a bgekit task (a recipe's ``task: __NAME__``) that summarises the training data."""
+
+from bgekit.api import TaskSpec, hookimpl
+
+#: the recipe section the task owns (named after the package, so two plugins do not claim one name)
+SECTION = {
+    "type": "object",
+    "additionalProperties": False,  # a misspelled key is a validation error, with "did you mean"
+    "properties": {
+        "top_n": {"type": "integer", "minimum": 0, "default": 10,
+                  "description": "most frequent query words listed in the summary"},
+        "lowercase": {"type": "boolean", "default": True, "description": "count words case-insensitively"},
+    },
+}
+
+
+@hookimpl
+def bgekit_tasks():
+    yield TaskSpec(
+        name="__NAME__",
+        summary="count the examples of data.train and their passages; list the commonest query words",
+        runner="__PACKAGE__.component:run",  # imported only when a recipe runs the task
+        sections={"__PACKAGE__": SECTION},
+    )
+'''
+
+_TASK_COMPONENT = '''"""The runner (see TaskSpec in bgekit.api): run(recipe, backend) -> a JSON-able summary."""
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from bgekit.api import RowError, read_examples
+
+
+def run(recipe, backend):
+    values = recipe.values  # the resolved recipe: validated, defaults filled in
+    settings = values["__PACKAGE__"]
+    data = values["data"]
+    paths = [data["train"]] if isinstance(data["train"], str) else data["train"]
+    examples = bad_rows = positives = negatives = 0
+    words = Counter()
+    for path in paths:  # read as training reads them: data.format (with its parameters), data.encoding
+        for row in read_examples(path, fmt=data.get("format") or "auto", encoding=data.get("encoding") or "auto"):
+            if isinstance(row, RowError):
+                bad_rows += 1
+                continue
+            examples += 1
+            positives += len(row.pos)
+            negatives += len(row.neg)
+            words.update((row.query.lower() if settings["lowercase"] else row.query).split())
+    summary = {
+        "examples": examples,
+        "bad_rows": bad_rows,
+        "positives_per_query": round(positives / examples, 3) if examples else 0.0,
+        "negatives_per_query": round(negatives / examples, 3) if examples else 0.0,
+        "top_query_words": words.most_common(settings["top_n"]),
+    }
+    out = Path(values["output_dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "data_stats.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
+    return {"examples": examples, "bad_rows": bad_rows, "summary": str(out / "data_stats.json")}
+'''
+
+_TASK_TEST = '''import json
+
+import pytest
+from click.testing import CliRunner
+
+import __PACKAGE__
+from bgekit.cli import main
+from bgekit.testing import fresh_plugin_manager, registered_plugin
+
+RECIPE = """\\
+task: __NAME__
+output_dir: {out}
+model: {{name_or_path: unused}}  # every recipe names a model; this task does not load it
+data: {{train: {train}}}
+__PACKAGE__: {section}
+"""
+
+
+@pytest.fixture
+def recipe(tmp_path, monkeypatch):
+    """recipe(section) writes a recipe using the task; bgekit's built-in plugins and this one are loaded."""
+    train = tmp_path / "train.jsonl"
+    train.write_text('{"query": "Red car", "pos": ["a red car"], "neg": ["a blue sky", "a tree"]}\\n'
+                     '{"query": "red sky", "pos": ["the sky at dusk"]}\\n'
+                     '{"query": "no positive"}\\n', encoding="utf-8")
+
+    def write(section):
+        path = tmp_path / "stats.yaml"
+        path.write_text(RECIPE.format(out=tmp_path / "out", train=train, section=section), encoding="utf-8")
+        return str(path)
+
+    monkeypatch.setenv("BGEKIT_LOAD_PLUGINS", "")  # set but empty: no installed external plugin
+    with fresh_plugin_manager() as pm, registered_plugin(__PACKAGE__, pm=pm):
+        yield write
+
+
+def test_task_summarises_the_training_data(recipe, tmp_path):
+    result = CliRunner().invoke(main, ["run", recipe("{top_n: 1}")])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["examples"] == 2
+    summary = json.loads((tmp_path / "out" / "data_stats.json").read_text(encoding="utf-8"))
+    assert summary == {"examples": 2, "bad_rows": 1, "positives_per_query": 1.0, "negatives_per_query": 1.0,
+                       "top_query_words": [["red", 2]]}
+
+
+def test_task_section_is_validated(recipe):
+    result = CliRunner().invoke(main, ["run", recipe("{top_m: 1}")])
+    assert result.exit_code == 1
+    assert "unknown key 'top_m' (did you mean 'top_n'?)" in result.output
+'''
+
+_COMMAND_INIT = '''"""__NAME__: a bgekit command (bgekit __NAME__ FILE)."""
+
+from bgekit.api import CommandSpec, hookimpl
+
+
+@hookimpl
+def bgekit_commands():
+    yield CommandSpec(
+        name="__NAME__",
+        summary="show the first examples of a training data file",
+        command="__PACKAGE__.component:peek",  # imported when the command line is built: keep it light
+    )
+'''
+
+_COMMAND_COMPONENT = '''"""The click command; bgekit lists it beside its own in ``bgekit --help``."""
+
+import click
+
+from bgekit.api import RowError, read_examples
+
+
+@click.command()
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--format", "fmt", default="auto", show_default=True,
+              help="data format (bgekit plugins list --kind data_format); auto detects it")
+@click.option("-n", "--limit", default=3, show_default=True, type=click.IntRange(min=1), help="examples shown")
+def peek(path, fmt, limit):
+    """Show the first examples of a training data file, in any format bgekit reads.
+
+    \\b
+    Example:
+      bgekit __NAME__ train.jsonl -n 5
+    """
+    shown = bad_rows = 0
+    for row in read_examples(path, fmt=fmt):
+        if isinstance(row, RowError):
+            bad_rows += 1
+            click.echo(f"skipped {row}")
+            continue
+        click.echo(f"{row.line}: {row.query!r} -> {row.pos[0]!r} (+{len(row.neg)} negatives)")
+        shown += 1
+        if shown == limit:
+            break
+    click.echo(f"{shown} example(s) shown, {bad_rows} bad row(s) skipped")
+'''
+
+_COMMAND_TEST = '''import pytest
+from click.testing import CliRunner
+
+import __PACKAGE__
+from bgekit.cli import main
+from bgekit.testing import fresh_plugin_manager, registered_plugin
+
+
+@pytest.fixture
+def cli(monkeypatch):
+    """cli(*args) runs bgekit with its built-in plugins and this one loaded."""
+    monkeypatch.setenv("BGEKIT_LOAD_PLUGINS", "")  # set but empty: no installed external plugin
+    with fresh_plugin_manager() as pm, registered_plugin(__PACKAGE__, pm=pm):
+        yield lambda *args: CliRunner().invoke(main, list(args), terminal_width=200)
+
+
+def test_command_is_listed_in_help(cli):
+    result = cli("--help")
+    assert result.exit_code == 0, result.output
+    [listed] = [line.split() for line in result.output.splitlines() if line.startswith("  __NAME__ ")]
+    assert listed[1:4] == ["Show", "the", "first"]  # its docstring's first line
+
+
+def test_command_shows_examples_and_skips_bad_rows(cli, tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text('{"query": "no positive"}\\n'
+                    '{"query": "Red car", "pos": ["a red car"], "neg": ["a blue sky"]}\\n'
+                    '{"query": "red sky", "pos": ["the sky at dusk"]}\\n', encoding="utf-8")
+    result = cli("__NAME__", str(path), "-n", "1")
+    assert result.exit_code == 0, result.output
+    skipped, shown, total = result.output.splitlines()
+    assert skipped.startswith("skipped ") and "train.jsonl:1" in skipped
+    assert shown == "2: 'Red car' -> 'a red car' (+1 negatives)"
+    assert total == "1 example(s) shown, 1 bad row(s) skipped"
+'''
+
 TEMPLATES: dict[str, dict[str, str]] = {
     "loss": {"init": _LOSS_INIT, "component": _LOSS_COMPONENT, "test": _LOSS_TEST},
     "head": {"init": _HEAD_INIT, "component": _HEAD_COMPONENT, "test": _HEAD_TEST},
@@ -555,6 +754,8 @@ TEMPLATES: dict[str, dict[str, str]] = {
     "device": {"init": _DEVICE_INIT, "component": _DEVICE_COMPONENT, "test": _DEVICE_TEST},
     "callback": {"init": _CALLBACK_INIT, "component": _CALLBACK_COMPONENT, "test": _CALLBACK_TEST},
     "augmenter": {"init": _AUGMENTER_INIT, "component": _AUGMENTER_COMPONENT, "test": _AUGMENTER_TEST},
+    "task": {"init": _TASK_INIT, "component": _TASK_COMPONENT, "test": _TASK_TEST},
+    "command": {"init": _COMMAND_INIT, "component": _COMMAND_COMPONENT, "test": _COMMAND_TEST},
 }
 
 _PYPROJECT = '''[build-system]

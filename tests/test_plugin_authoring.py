@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -41,6 +42,17 @@ def protocol_for(kind: str, spec):
     return protocol[spec.task] if kind == "loss" else protocol
 
 
+def check_task_or_command(kind: str, spec) -> None:
+    """Tasks and commands have no Protocol: their runner or click command loads from the package."""
+    if kind == "task":
+        assert callable(spec.load_runner())
+        section = spec.owned_sections()["my_task"]
+        assert section["additionalProperties"] is False
+        assert all("default" in value and "description" in value for value in section["properties"].values())
+    else:
+        assert isinstance(spec.load(), click.Command)
+
+
 def test_docs_have_one_example_per_kind_equal_to_what_plugins_new_writes():
     blocks = docs_files()
     for kind in KIND_NAMES:
@@ -63,6 +75,9 @@ def test_docs_example_registers_and_satisfies_its_protocol(kind, tmp_path, monke
     try:
         with fresh_plugin_manager(load_entry_points=False) as pm, registered_plugin(module, pm=pm):
             spec = pm.registry.get(SPEC_KINDS.get(kind, kind), f"my-{kind}")
+            if kind in ("task", "command"):
+                check_task_or_command(kind, spec)
+                return
             if kind == "callback":
                 component = spec.create()
                 assert [n for n in dir(component) if n.startswith("bgekit_on_")] == ["bgekit_on_step_end"]
@@ -99,7 +114,9 @@ def test_plugins_new_packages_are_found_and_their_tests_pass(tmp_path, plugin_si
                             *(str(folder / "tests") for folder in packages.values())],
                            cwd=tmp_path, env=plugin_site.env(OMP_NUM_THREADS="1"), capture_output=True, text=True)
     assert tests.returncode == 0, tests.stdout + tests.stderr
-    assert f"{len(KIND_NAMES)} passed" in tests.stdout
+    expected = sum(render(f"my-{kind}", kind)[f"tests/test_{package_name(f'my-{kind}')}.py"].count("\ndef test_")
+                   for kind in KIND_NAMES)
+    assert f"{expected} passed" in tests.stdout
 
 
 def test_plugins_new_refuses_a_non_empty_folder_and_a_bad_name(tmp_path):

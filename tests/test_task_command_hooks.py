@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 import textwrap
 from pathlib import Path
@@ -193,42 +192,6 @@ def test_a_command_name_claimed_twice_is_one_line_naming_both(bgekit_pm):
         assert result.exit_code == 1
         assert result.output == ("error: command 'run' is provided by both 'commands' and 'runner-too'; disable one "
                                  "with BGEKIT_DISABLE_PLUGINS=runner-too (or uninstall it)\n")
-
-
-EXAMPLE = re.compile(r"<!-- (task|command): (\S+) -->\n```python\n(.*?)```\n", re.S)
-
-
-def docs_examples(tmp_path: Path) -> None:
-    """Write docs/plugins.md's task and command examples as packages under ``tmp_path``."""
-    text = (Path(__file__).resolve().parent.parent / "docs" / "plugins.md").read_text(encoding="utf-8")
-    found = EXAMPLE.findall(text)
-    assert {kind for kind, _, _ in found} == {"task", "command"}
-    for _, path, code in found:
-        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / path).write_text(code, encoding="utf-8")
-
-
-def test_the_docs_task_and_command_examples_work(bgekit_pm, tmp_path, monkeypatch):
-    import importlib
-
-    docs_examples(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "train.jsonl").write_text('{"query": "q", "pos": ["p"]}\n' * 5, encoding="utf-8")
-    recipe = write(tmp_path / "count.yaml", """
-        task: count-rows
-        output_dir: runs/count
-        model: {name_or_path: BAAI/bge-m3}
-        data: {train: train.jsonl}
-        count: {limit: 3}
-        """)
-    with registered_plugin(importlib.import_module("my_task"), name="my-task", pm=bgekit_pm), \
-            registered_plugin(importlib.import_module("my_command"), name="my-command", pm=bgekit_pm):
-        result = CliRunner().invoke(main, ["run", str(recipe)])
-        assert result.exit_code == 0, result.output
-        assert json.loads(result.output) == {"rows": 3}
-        assert "hello" in CliRunner().invoke(main, ["--help"]).output
-        assert CliRunner().invoke(main, ["hello", "docs"]).output == "hello docs\n"
 
 
 HELLO_PLUGIN = '''

@@ -71,7 +71,8 @@ def _table(infos: list[PluginInfo], kind: str | None) -> Table:
 @plugins.command("new")
 @click.argument("name")
 @click.option("--kind", required=True, type=click.Choice(KIND_NAMES),
-              help="what the plugin provides")
+              help="what the plugin provides: a recipe component (loss ... augmenter), a recipe task "
+                   "(task) or a bgekit subcommand (command)")
 @click.option("--output", "output_dir", type=click.Path(file_okay=False),
               help="folder to write the package into (default: ./NAME); must not exist or be empty")
 def new_plugin(name: str, kind: str, output_dir: str | None) -> None:
@@ -82,6 +83,7 @@ def new_plugin(name: str, kind: str, output_dir: str | None) -> None:
     Example:
       bgekit plugins new my-loss --kind loss
       pip install -e './my-loss[test]' && pytest my-loss/tests
+      bgekit plugins new data-stats --kind task    # a recipe's task: data-stats
     """
     from bgekit.data.atomic import atomic_write
     from bgekit.errors import BgekitError

@@ -1,7 +1,7 @@
 """A third party's plugins, one per kind, written with `bgekit plugins new`, filled in with only
 ``bgekit.api``, pip-installed, and used by real ``bgekit`` runs end to end.
 
-Eight packages are generated and installed with one ``pip install --target`` (entry points are found
+One package per kind (ten) is generated, and all are installed with one ``pip install --target`` (entry points are found
 by ``importlib.metadata`` through ``PYTHONPATH``, as for any installed distribution). Most keep the
 small implementation the generator writes; the callback and the augmenter are filled in here, and the
 head says it can be searched. Then:
@@ -12,6 +12,7 @@ head says it can be searched. Then:
   trains the plugin head, the plugin metric is reported, the plugin callback sees every event;
 - the plugin head is searched by ``bgekit eval`` and ``bgekit mine``, alone and in a hybrid;
 - a recipe sets the plugin format's parameters (``data.format: {name, separator}``).
+- the plugin task runs from a recipe with its own section; the plugin command is listed and runs.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def fill_in(root: Path) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> dict[str, str]:
-    """The environment of a `bgekit` process that has the eight packages installed."""
+    """The environment of a `bgekit` process that has the generated packages installed."""
     sources = tmp_path_factory.mktemp("e2e-src")
     folders = fill_in(sources)
     for folder in folders:  # the packages, tests aside, use only the public API
@@ -312,3 +313,31 @@ def test_plugin_head_is_mined_with_alone_and_in_a_hybrid(installed, book, pipeli
     assert scores["e2e-head"] != pytest.approx(scores["dense"])
     assert scores["hybrid"] == pytest.approx([d + 0.5 * h for d, h in zip(scores["dense"], scores["e2e-head"])],
                                              rel=1e-4)
+
+
+def test_plugin_task_runs_from_a_recipe_with_its_own_section(installed, book, tiny_model_dir):
+    """The generated task, installed: ``task: e2e-task`` runs, reads the plugin format with recipe-set
+    parameters, and its own section is validated (defaults filled in, a misspelled key refused)."""
+    recipe = {
+        "task": "e2e-task", "output_dir": str(book / "task-run"), "model": {"name_or_path": str(tiny_model_dir)},
+        "data": {"train": str(book / "train-semicolon.txt"), "format": {"name": "e2e-format", "separator": " ; "}},
+        "e2e_task": {"top_n": 2},
+    }
+    path = book / "task.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    done = bgekit(installed, "run", str(path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    stats = json.loads((book / "task-run" / "data_stats.json").read_text())
+    assert stats["examples"] == len(TOPICS) and stats["bad_rows"] == 0
+    assert stats["top_query_words"] == [["who", len(TOPICS)], ["visits", len(TOPICS)]]
+    refused = bgekit(installed, "run", str(path), "e2e_task.top_m=1", "--dry-run")
+    assert refused.returncode == 1 and "did you mean 'top_n'" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_plugin_command_is_listed_and_runs(installed, book):
+    listed = bgekit(installed, "--help")
+    assert listed.returncode == 0 and "e2e-command" in listed.stdout
+    done = bgekit(installed, "e2e-command", str(book / "train.txt"), "--format", "e2e-format", "-n", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines()[-1] == "2 example(s) shown, 0 bad row(s) skipped"
+    assert "'who visits the lighthouse?'" in done.stdout

@@ -1,10 +1,10 @@
 """A third party's plugins, one per kind, written with `bgekit plugins new`, filled in with only
 ``bgekit.api``, pip-installed, and used by real ``bgekit`` runs end to end.
 
-One package per kind (ten) is generated, and all are installed with one ``pip install --target`` (entry points are found
-by ``importlib.metadata`` through ``PYTHONPATH``, as for any installed distribution). Most keep the
-small implementation the generator writes; the callback and the augmenter are filled in here, and the
-head says it can be searched. Then:
+One package per kind (ten) is generated and all are installed with one ``pip install --target``
+(entry points are found by ``importlib.metadata`` through ``PYTHONPATH``, as for any installed
+distribution). Most keep the small implementation the generator writes; the callback and the augmenter
+are filled in here, and the head's hybrid weight is changed. Then:
 
 - ``bgekit mine`` reads a file in the plugin format with the plugin miner on the plugin device;
 - one recipe runs augment -> mine -> train -> evaluate on the plugin device: the plugin augmenter

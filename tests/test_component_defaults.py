@@ -92,7 +92,8 @@ def test_a_task_without_a_default_asks_the_recipe_for_one():
     registry.add(TaskSpec(name="bare", runner="x:run"), "test")
     with pytest.raises(BgekitError) as caught:
         task_default(registry, "bare", "loss")
-    assert str(caught.value) == "loss: task 'bare' has no default for it; name one in the recipe, e.g. loss: {name: ...}"
+    assert str(caught.value) == ("loss: task 'bare' has no default for it; name one in the recipe, "
+                                 "e.g. loss: {name: ...}")
 
 
 def test_a_run_reads_the_recipe_first_then_its_task_default(bgekit_pm):

@@ -36,6 +36,13 @@ callback   CallbackSpec                 a :class:`CallbackProtocol`
 augmenter  AugmenterSpec                :class:`AugmenterProtocol`
            (bgekit_augmenters)
 ========== ============================ ===================================
+
+Tasks (:class:`TaskSpec`, ``bgekit_tasks``) and command groups
+(:class:`CommandSpec`, ``bgekit_commands``) register the same way. The core
+names no component itself: a task's ``component_defaults`` say which
+component fills a recipe slot the recipe leaves out (the built-in embedder
+task's ``loss`` is ``{"name": "infonce"}``), and a callback spec with
+``always_on=True`` runs in every training run without being listed.
 """
 
 from __future__ import annotations
@@ -479,7 +486,9 @@ class CallbackProtocol(Protocol):
     ``bgekit_on_step_end``: ``loss`` and each loss part, ``learning_rate``, throughput, as
     floats; of ``bgekit_on_evaluate_end``: metric names (``ndcg@10``) -> floats. ``path``: the
     checkpoint folder, already complete. ``status``:
-    ``"ok"`` or ``"error"``. A callback that raises stops the run.
+    ``"ok"`` or ``"error"``. A callback that raises stops the run. A ``CallbackSpec`` with
+    ``always_on=True`` is built with its schema defaults for every training run whose recipe
+    does not list it (the JSONL metrics log is one).
     """
 
     def bgekit_on_run_start(self, run: Any) -> None: ...

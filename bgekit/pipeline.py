@@ -222,9 +222,10 @@ def training_tasks() -> list[str]:
 
 def _mine_step(recipe: Any, backend: Any, source: str, output_dir: Path) -> Step:
     from bgekit.mine import mine_task
+    from bgekit.plugins import get_registry
 
     values = recipe.values
-    miner = dict(values.get("miner") or {"name": "dense"})
+    miner = mine_task.recipe_miner(values, get_registry())
     miner.pop("refresh_every", None)  # a training setting: it does not change what this step writes
     model = values.get("model") or {}
     settings = {"miner": miner, "model": model.get("name_or_path"), "query_max_length": model.get("query_max_length"),

@@ -8,6 +8,7 @@ name on a miss.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import importlib
 from dataclasses import dataclass, field
@@ -116,7 +117,14 @@ class DeviceSpec(ComponentSpec):
 
 @dataclass(frozen=True)
 class CallbackSpec(ComponentSpec):
-    """A callback a recipe can select (loggers and the like)."""
+    """A callback a recipe can select (loggers and the like).
+
+    With ``always_on`` it runs in every training run, with its schema
+    defaults, unless the recipe lists it itself (listing it sets its options);
+    the JSONL metrics log is one, so every run leaves ``metrics.jsonl``.
+    """
+
+    always_on: bool = False
 
     kind: ClassVar[str] = "callback"
     hook: ClassVar[str] = "bgekit_callbacks"
@@ -148,12 +156,19 @@ class TaskSpec(ComponentSpec):
     where ``$component`` markers inside them work as anywhere else. With ``trains``, a recipe's pipeline ``train`` step
     can run the task: its runner writes the trained model to
     ``<output_dir>/model``. ``factory`` is filled in: it calls the runner.
+
+    ``component_defaults`` are the components the task takes for recipe
+    slots the recipe leaves out, by slot (dotted for a key inside a section),
+    e.g. ``{"loss": {"name": "infonce"}}``: the core reads them with
+    :func:`task_default` instead of naming a plugin component itself, so a
+    plugin task (or a replacement of a built-in one) picks its own.
     """
 
     factory: Callable[..., Any] = None  # type: ignore[assignment]
     runner: str | Callable[..., Any] = ""
     sections: Mapping[str, Mapping[str, Any]] | str = field(default_factory=dict)
     trains: bool = False
+    component_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     kind: ClassVar[str] = "task"
     hook: ClassVar[str] = "bgekit_tasks"
@@ -172,6 +187,11 @@ class TaskSpec(ComponentSpec):
         except (ImportError, AttributeError) as exc:
             raise BgekitError(f"task '{self.name}': its recipe sections '{self.sections}' cannot be loaded "
                               f"({exc}); reinstall the plugin that provides it") from exc
+
+    def default_component(self, slot: str) -> dict[str, Any] | None:
+        """A fresh copy of the component this task takes for ``slot`` when a recipe leaves it out (None: none)."""
+        value = self.component_defaults.get(slot)
+        return copy.deepcopy(dict(value)) if value is not None else None
 
     def load_runner(self) -> Callable[..., Any]:
         """The runner function; a clear error when its module is not in this installation."""
@@ -229,6 +249,16 @@ SPEC_TYPES: tuple[type[ComponentSpec], ...] = (
     CommandSpec,
 )
 KINDS: dict[str, type[ComponentSpec]] = {t.kind: t for t in SPEC_TYPES}
+
+
+def task_default(registry: "Registry", task: str, slot: str) -> dict[str, Any]:
+    """The component ``task`` declares for recipe slot ``slot`` (see :attr:`TaskSpec.component_defaults`);
+    an error asking the recipe to name one when the task declares none."""
+    value = registry.get("task", task).default_component(slot)  # type: ignore[attr-defined]
+    if value is None:
+        raise BgekitError(f"{slot}: task '{task}' has no default for it; name one in the recipe, "
+                          f"e.g. {slot.rpartition('.')[2]}: {{name: ...}}")
+    return value
 
 
 def lazy_factory(target: str) -> Callable[..., Any]:

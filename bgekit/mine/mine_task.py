@@ -1,8 +1,8 @@
 """``task: mine`` in a recipe: mine negatives for ``data.train`` into ``output_dir/mined.jsonl``.
 
 The miner and its parameters come from the recipe's ``miner`` section
-(default: the dense miner with its schema defaults; ``miner.corpus`` is the
-candidate pool), the model and encoding
+(without one: the miner the ``mine`` task's spec declares, the dense miner
+for the built-in; ``miner.corpus`` is the candidate pool), the model and encoding
 lengths from ``model``; the summary is saved as ``output_dir/mine_summary.json``.
 """
 
@@ -16,9 +16,18 @@ from bgekit.data.atomic import atomic_write
 from bgekit.errors import BgekitError
 from bgekit.mine.retriever import MiningContext
 from bgekit.mine.run import format_summary, mine_file
+from bgekit.registry import Registry, task_default
 
 OUTPUT_NAME = "mined.jsonl"
 SUMMARY_NAME = "mine_summary.json"
+#: the task whose declared ``miner`` applies to a recipe without one (the pipeline's mine step runs this
+#: task inside a training recipe, whose own task declares no miner)
+TASK = "mine"
+
+
+def recipe_miner(values: dict[str, Any], registry: Registry) -> dict[str, Any]:
+    """A copy of the recipe's ``miner`` section, or of the mine task's declared default when it has none."""
+    return dict(values.get("miner") or task_default(registry, TASK, "miner"))
 
 
 def run(recipe: Any, backend: Any) -> dict[str, Any]:
@@ -30,7 +39,9 @@ def run(recipe: Any, backend: Any) -> dict[str, Any]:
         train = train[0]
     if not train:
         raise BgekitError("task: mine needs data.train, the file to mine negatives for")
-    miner = dict(values.get("miner") or {"name": "dense"})
+    from bgekit.plugins import get_registry
+
+    miner = recipe_miner(values, get_registry())
     model = values.get("model", {})
     context = MiningContext(model=model.get("name_or_path"), device=backend.name,
                             batch_size=values.get("evaluate", {}).get("batch_size", 64),

@@ -26,7 +26,6 @@ from bgekit.models.head import Head, TokenBatch
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_HEADS: list[dict[str, Any]] = [{"name": "dense"}]
 #: What a FlagEmbedding directory without ``bgekit_heads.json`` holds: dense always,
 #: sparse and colbert when their files are there.
 FLAG_HEAD_FILES = {"sparse": "sparse_linear.pt", "colbert": "colbert_linear.pt"}

@@ -1,7 +1,7 @@
 """A run's lifecycle: the recipe's callbacks registered for the run, start and end hooks fired.
 
-``metrics.jsonl`` is always written: the ``jsonl-logger`` callback is added
-when the recipe does not list it (listing it lets a recipe set its options).
+Callbacks whose spec is ``always_on`` (the JSONL metrics log) are added when
+the recipe does not list them (listing one lets a recipe set its options).
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from typing import Any, Iterator, Sequence
 from bgekit.errors import BgekitError
 from bgekit.registry import Registry
 
-ALWAYS_ON = "jsonl-logger"
-
 
 def recipe_for_plugins(recipe: Any) -> dict[str, Any]:
     """The recipe values that callbacks see as ``run.recipe``: secrets read from ``${env:NAME}`` stay
@@ -23,10 +21,11 @@ def recipe_for_plugins(recipe: Any) -> dict[str, Any]:
 
 
 def build_callbacks(entries: Sequence[dict[str, Any]], registry: Registry) -> list[tuple[str, Any]]:
-    """``[(name, callback object)]`` for the recipe's ``callbacks`` list, plus the JSONL log."""
+    """``[(name, callback object)]`` for the recipe's ``callbacks`` list, then each always-on callback it omits."""
     entries = list(entries or [])
-    if all(e.get("name") != ALWAYS_ON for e in entries) and ALWAYS_ON in registry.names("callback"):
-        entries.append({"name": ALWAYS_ON})
+    listed = {e.get("name") for e in entries}
+    entries += [{"name": spec.name} for spec in registry.all("callback")
+                if getattr(spec, "always_on", False) and spec.name not in listed]
     built = []
     for i, entry in enumerate(entries):
         params = {k: v for k, v in entry.items() if k != "name"}

@@ -43,8 +43,6 @@ from bgekit.train.task_skeleton import (
 )
 from bgekit.train.trainer import TrainResult
 
-DEFAULT_LOSS = {"name": "infonce"}
-
 
 def build_model(model_values: dict[str, Any], registry: Registry) -> Any:
     from bgekit.models import Embedder
@@ -103,7 +101,7 @@ class EmbedderTask(TrainingTask):
 
     def prepare(self, run: TrainingRun) -> None:
         self.refresh_every = int((run.values.get("miner") or {}).get("refresh_every") or 0)
-        self.losses = build_losses(loss_entries(run.values.get("loss"), DEFAULT_LOSS), run.registry)
+        self.losses = build_losses(loss_entries(run.component("loss")), run.registry)
         self.held_out = _held_out(run.values, run.output_dir)
         self.best: BestModel | None = None
         self.refresher: NegativeRefresher | None = None

@@ -48,13 +48,11 @@ from bgekit.errors import BgekitError
 from bgekit.registry import Registry
 from bgekit.train.candidates import CandidateRefresher
 from bgekit.train.collate import TrainBatch
-from bgekit.train.embedder_task import DEFAULT_LOSS as RETRIEVER_DEFAULT_LOSS
 from bgekit.train.embedder_task import build_model as build_retriever
 from bgekit.train.embedder_task import embedder_collator, save_model
 from bgekit.train.loss_terms import LossTerm, build_losses, loss_entries, weighted_loss_sum
 from bgekit.train.outcome import data_summary, write_embedder_card, write_reranker_card
 from bgekit.train.refresh import RefreshingSampler
-from bgekit.train.reranker_task import DEFAULT_LOSS as RERANKER_DEFAULT_LOSS
 from bgekit.train.reranker_task import RerankBatch, RerankCollator, check_reranker_losses
 from bgekit.train.sampling import TrainGroup
 from bgekit.train.settings import schema_field, setting, settings_from_section
@@ -246,26 +244,27 @@ def check_retriever_losses(entries: list[dict[str, Any]], registry: Registry) ->
     for entry in entries:
         spec = registry.get("loss", entry["name"])
         if getattr(spec, "task", "embedder") not in (None, "embedder"):
+            fitting = ", ".join(s.name for s in registry.all("loss") if getattr(s, "task", None) == "embedder")
             raise BgekitError(f"loss '{spec.name}' trains a {spec.task}; in a joint recipe 'loss' is the "
-                              "retriever's own contrastive loss (e.g. infonce)")
+                              f"retriever's own contrastive loss ({fitting or 'no embedder loss installed'})")
     return entries
 
 
-def build_reranker_loss(entry: dict[str, Any] | None, registry: Registry) -> LossTerm:
-    """``joint.reranker_loss`` (None: the reranker task's default) made by the registry; it must be a reranker
-    loss, and is weighted by ``joint.rerank_weight``."""
+def build_reranker_loss(entry: dict[str, Any], registry: Registry) -> LossTerm:
+    """``joint.reranker_loss`` made by the registry; it must be a reranker loss, and is weighted by
+    ``joint.rerank_weight``."""
     where = "joint.reranker_loss"
-    entry = entry if entry is not None else dict(RERANKER_DEFAULT_LOSS)
     check_reranker_losses([entry], registry, where=where)
     if float(entry.get("weight", 1.0)) != 1.0:
         raise BgekitError(f"{where}.weight: the reranker loss is weighted by joint.rerank_weight; remove weight")
     return build_losses([entry], registry, where=where)[0]
 
 
-def rerank_part_name(loss_name: str) -> str:
-    """The metrics key of the reranker's loss: ``rerank_ce`` for the default (listwise cross-entropy), as
-    before the loss could be chosen; ``rerank_<name>`` for any other."""
-    return "rerank_ce" if loss_name == RERANKER_DEFAULT_LOSS["name"] else f"rerank_{loss_name}"
+def rerank_part_name(loss_name: str, default_name: str | None = None) -> str:
+    """The metrics key of the reranker's loss: ``rerank_ce`` for the task's default (``default_name``, listwise
+    cross-entropy for the built-in joint task), as before the loss could be chosen; ``rerank_<name>`` for any
+    other."""
+    return "rerank_ce" if loss_name == default_name else f"rerank_{loss_name}"
 
 
 def build_reranker(settings: RerankerSettings) -> Any:
@@ -301,12 +300,14 @@ class JointTask(TrainingTask):
         if self.group_size < 2:
             raise BgekitError("data.group_size: joint training distils over lists; use at least 2")
         # built now, so an embedder loss named here fails before the data is read
-        self.rerank_loss = build_reranker_loss(self.settings.reranker_loss, run.registry)
+        self.rerank_loss = build_reranker_loss(run.component("joint.reranker_loss"), run.registry)
+        declared = run.registry.get("task", run.task).default_component("joint.reranker_loss")
+        self.default_rerank_name = declared["name"] if declared else None
 
     def prepare(self, run: TrainingRun) -> None:
         settings = self.settings
         self.contrastive = build_losses(check_retriever_losses(
-            loss_entries(run.values.get("loss"), RETRIEVER_DEFAULT_LOSS), run.registry), run.registry) \
+            loss_entries(run.component("loss")), run.registry), run.registry) \
             if settings.contrastive_weight > 0 else []
 
     def build(self, run: TrainingRun) -> TaskSetup:
@@ -322,7 +323,7 @@ class JointTask(TrainingTask):
             run.examples, sampler, max_preference=settings.negative_max_preference,
             keep_at_least=self.group_size - 1, score_batch_size=settings.score_batch_size,
             output_dir=run.output_dir, registry=registry, log=run.log, write=run.is_main,
-            miner=(values.get("miner") or {"name": "dense"}) if settings.refresh_every or settings.mine_at_start
+            miner=run.component("miner") if settings.refresh_every or settings.mine_at_start
             else None, mine_batch_size=setting(values.get("evaluate"), "evaluate", "batch_size"))
         self.initial = candidates.candidates(model, step=0, epoch=0, mine=settings.mine_at_start)
         sampler.examples = list(self.initial)
@@ -339,7 +340,7 @@ class JointTask(TrainingTask):
             reranker.load_state_dict(CrossEncoder.from_pretrained(model_dir / RERANKER_DIR).state_dict())
 
         batch_loss = joint_batch_loss(settings, self.rerank_loss.fn, self.contrastive,
-                                      rerank_part=rerank_part_name(self.rerank_loss.name))
+                                      rerank_part=rerank_part_name(self.rerank_loss.name, self.default_rerank_name))
         return TaskSetup(model=model, sampler=sampler, collator=JointCollator(embedder_collator(retriever),
                                                                               RerankCollator(reranker)),
                          batch_loss=batch_loss, restore_model=restore_model,

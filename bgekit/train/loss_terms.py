@@ -33,10 +33,8 @@ def weighted_loss_sum(losses: Sequence[LossTerm], call: Callable[[Callable[..., 
     return total, parts
 
 
-def loss_entries(value: Any, default: dict[str, Any]) -> list[dict[str, Any]]:
-    """A recipe's loss slot (absent, one component, or a list of them) as a list of entries."""
-    if value is None:
-        return [dict(default)]
+def loss_entries(value: Any) -> list[dict[str, Any]]:
+    """A loss slot's value (one component, or a list of them) as a list of entries."""
     return [value] if isinstance(value, dict) else list(value)
 
 

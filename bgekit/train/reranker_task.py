@@ -5,7 +5,7 @@ embedder's (:mod:`bgekit.train`): each example becomes one group of
 ``data.group_size`` passages (its positive first, then hard negatives, drawn
 by :class:`~bgekit.train.sampling.GroupSampler`), here scored as
 ``group_size`` (query, passage) pairs by the cross-encoder. The losses
-(``listwise-ce`` by default; ``ranknet``, ``lambdarank``, ``bce``,
+(``listwise-ce`` by default, as the task's spec declares; ``ranknet``, ``lambdarank``, ``bce``,
 ``rerank-kd``) take the (Q, G) logits, (Q, G) labels (1 for the positive, 0
 for the negatives; with graded data, ``pos_labels`` or a ``pairs`` file with
 labels above 1, the positive's grade, and lower-graded positives may fill
@@ -45,7 +45,6 @@ from bgekit.train.settings import setting
 from bgekit.train.task_skeleton import TaskSetup, TrainingRun, TrainingTask, console, run_training
 from bgekit.train.trainer import TrainResult
 
-DEFAULT_LOSS = {"name": "listwise-ce"}
 #: ``model_max_length`` values above this mean "no limit recorded" in Hugging Face tokenizers.
 NO_RECORDED_LIMIT = 1_000_000
 
@@ -162,7 +161,7 @@ class RerankerTask(TrainingTask):
                               "during training); remove it")
 
     def prepare(self, run: TrainingRun) -> None:
-        entries = check_reranker_losses(loss_entries(run.values.get("loss"), DEFAULT_LOSS), run.registry)
+        entries = check_reranker_losses(loss_entries(run.component("loss")), run.registry)
         self.losses = build_losses(entries, run.registry)
         if (run.values.get("evaluate") or {}).get("corpus"):
             console.print("[yellow]the reranker task does not evaluate during training: re-order a retriever's "

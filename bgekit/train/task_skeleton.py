@@ -36,7 +36,7 @@ from bgekit.data.readers import read_examples
 from bgekit.devices import DeviceBackend
 from bgekit.errors import BgekitError
 from bgekit.plugins import get_plugin_manager
-from bgekit.registry import Registry
+from bgekit.registry import Registry, task_default
 from bgekit.train import checkpoint as ckpt
 from bgekit.train.batching import LengthGroupedBatcher
 from bgekit.train.callbacks import build_callbacks, recipe_for_plugins, run_lifecycle
@@ -138,10 +138,20 @@ class TrainingRun:
     process: ProcessContext | None = None
     #: what lifecycle hooks receive as ``run``; set before the trainer is built
     info: RunInfo | None = None
+    #: the registered task this run trains (the recipe's ``task``); its spec declares the default components
+    task: str = ""
 
     @property
     def is_main(self) -> bool:
         return self.process is not None and self.process.is_main
+
+    def component(self, slot: str) -> Any:
+        """The recipe's ``slot`` (``loss``, ``miner``, dotted inside a section: ``joint.reranker_loss``), or,
+        when the recipe leaves it out, the component the task's spec declares for it."""
+        node: Any = self.values
+        for part in slot.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        return node if node is not None else task_default(self.registry, self.task, slot)
 
     @property
     def log(self) -> Callable[..., None] | None:
@@ -229,7 +239,8 @@ def run_training(task: TrainingTask, recipe: Any, backend: DeviceBackend, *,
     values = recipe.values
     run = TrainingRun(recipe=recipe, values=values, backend=backend, plugin_manager=pm, registry=pm.registry,
                       config=config, dtype=resolve_dtype(config.dtype, backend),
-                      output_dir=Path(values["output_dir"]), data=values.get("data") or {})
+                      output_dir=Path(values["output_dir"]), data=values.get("data") or {},
+                      task=values.get("task") or task.name)
     task.check(run)
     run.examples, run.errors = load_training_examples(run.data, run.registry)
     task.prepare(run)

@@ -2,7 +2,9 @@
 
 A recipe selects them under ``callbacks:``; the trainer registers each for
 the length of the run, and their ``bgekit_on_*`` hooks see every step's
-metrics. Only the main process (rank 0) writes.
+metrics. Only the main process (rank 0) writes. The JSONL log is
+``always_on``: every training run writes ``metrics.jsonl`` (a recipe lists
+it only to set its options).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ def bgekit_callbacks() -> Iterable[CallbackSpec]:
         name="jsonl-logger",
         summary="append every logged step and evaluation to a JSON-lines file in the output folder",
         factory=JsonlLogger,
+        always_on=True,
         params_schema={"properties": {
             "filename": {"type": "string", "default": "metrics.jsonl",
                          "description": "file name inside output_dir"},

@@ -26,7 +26,7 @@ from bgekit.devices import select_backend
 from bgekit.errors import BgekitError
 from bgekit.testing import tiny_cross_encoder, tiny_encoder
 from bgekit.train import checkpoint as ckpt
-from bgekit.train import embedder_task, joint_task, reranker_task
+from bgekit.train import embedder_task, reranker_task
 from bgekit.train.batching import LengthGroupedBatcher, SamplerState
 from bgekit.train.loader import BatchLoader
 from bgekit.train.oom import halved_chunk, is_out_of_memory
@@ -236,14 +236,6 @@ def test_only_out_of_memory_errors_are_retried():
     assert not is_out_of_memory(ValueError("out of memory"))
     assert halved_chunk(0, 20) == 10 and halved_chunk(64, 20) == 10 and halved_chunk(8, 20) == 4
     assert halved_chunk(1, 20) == 0
-
-
-def test_the_joint_task_refuses_chunk_size_in_one_line(tmp_path, bgekit_pm):
-    values = {"task": "joint", "output_dir": str(tmp_path / "out"), "model": {"name_or_path": "x"},
-              "reranker": {"name_or_path": "y"}, "data": {"train": "t.jsonl"}, "train": {"chunk_size": 8}}
-    with pytest.raises(BgekitError, match="train.chunk_size is not supported by the joint task") as error:
-        joint_task.run(types.SimpleNamespace(values=values, path=tmp_path / "r.yaml", save=lambda out: None), cpu())
-    assert "\n" not in str(error.value)
 
 
 # -- the input pipeline ---------------------------------------------------------------------------------------

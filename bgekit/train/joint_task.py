@@ -28,7 +28,10 @@ Both models live in one :class:`JointModel`, so the shared
 at ``reranker.learning_rate`` when given). The results are written in their
 own formats: ``<output_dir>/retriever`` (as the embedder task's model) and
 ``<output_dir>/reranker`` (a Hugging Face sequence classifier), each with the
-resolved recipe beside it. The run around it is
+resolved recipe beside it. With ``train.chunk_size`` a micro-batch runs by
+GradCache (:mod:`bgekit.train.joint_chunks`): ``chunk_size`` texts per
+retriever chunk, ``chunk_size`` pairs per reranker chunk, the same loss on the
+whole batch. The run around it is
 :mod:`bgekit.train.task_skeleton`'s; :class:`JointTask` says what is joint
 training's own.
 """
@@ -50,6 +53,7 @@ from bgekit.train.candidates import CandidateRefresher
 from bgekit.train.collate import TrainBatch
 from bgekit.train.embedder_task import build_model as build_retriever
 from bgekit.train.embedder_task import embedder_collator, save_model
+from bgekit.train.joint_chunks import JointChunk, JointChunks, JointRep
 from bgekit.train.loss_terms import LossTerm, build_losses, loss_entries, weighted_loss_sum
 from bgekit.train.outcome import data_summary, write_embedder_card, write_reranker_card
 from bgekit.train.refresh import RefreshingSampler
@@ -114,8 +118,20 @@ class JointModel(torch.nn.Module):
         self.retriever = retriever
         self.reranker = reranker
 
-    def forward(self, batch: JointBatch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """The retriever's (Q, Q*G) scores per head and the reranker's (Q, G) logits."""
+    def forward(self, batch: JointBatch | None = None, *,
+                chunk: JointChunk | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor] | JointRep:
+        """The retriever's (Q, Q*G) scores per head and the reranker's (Q, G) logits.
+
+        ``forward(chunk=...)`` instead runs one GradCache chunk (:mod:`bgekit.train.joint_chunks`): the
+        retriever heads' representations of its texts and/or the reranker's logits of its pairs, through
+        this module's ``__call__`` so a DDP wrapper's hooks see it.
+        """
+        if chunk is not None:
+            return JointRep(
+                retriever=self.retriever(features=chunk.retriever) if chunk.retriever is not None else None,
+                reranker=self.reranker(chunk.reranker) if chunk.reranker is not None else None)
+        if batch is None:
+            raise TypeError("JointModel.forward takes a batch, or chunk=")
         retrieval = batch.retrieval
         scores = self.retriever(retrieval.queries, retrieval.passages)
         logits = self.reranker(batch.rerank.features).view(batch.num_queries, batch.group_size)
@@ -188,16 +204,18 @@ def listwise_distillation(retriever_scores: torch.Tensor, reranker_logits: torch
     return F.kl_div(student, target, log_target=True, reduction="batchmean")
 
 
-def joint_batch_loss(settings: JointSettings, rerank_loss: Any, contrastive: Sequence[LossTerm],
-                     rerank_part: str = "rerank_ce"):
-    """The trainer's ``batch_loss``: weighted reranker loss + listwise distillation (+ retriever's own loss).
+def joint_loss(settings: JointSettings, rerank_loss: Any, contrastive: Sequence[LossTerm],
+               rerank_part: str = "rerank_ce"):
+    """``loss(scores, logits, batch, step)``: weighted reranker loss + listwise distillation (+ the retriever's
+    own loss) from the retriever's (Q, Q*G) scores per head and the reranker's (Q, G) logits. Shared by the
+    unchunked step (:func:`joint_batch_loss`) and GradCache (:class:`~bgekit.train.joint_chunks.JointChunks`).
 
     ``rerank_loss`` is a reranker loss (``joint.reranker_loss``), called as ``fn(logits, labels, step=...)``;
     its value is logged as ``rerank_part``.
     """
 
-    def batch_loss(model: torch.nn.Module, batch: JointBatch, step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        scores, logits = model(batch)
+    def loss(scores: dict[str, torch.Tensor], logits: torch.Tensor, batch: JointBatch,
+             step: int) -> tuple[torch.Tensor, dict[str, float]]:
         if settings.head not in scores:
             raise BgekitError(f"joint.head: the retriever has no head '{settings.head}'; it has: "
                               f"{', '.join(scores)}")
@@ -216,6 +234,18 @@ def joint_batch_loss(settings: JointSettings, rerank_loss: Any, contrastive: Seq
             total = total + settings.contrastive_weight * own
             parts.update({f"retriever/{k}": v for k, v in own_parts.items()})
         return total, parts
+
+    return loss
+
+
+def joint_batch_loss(settings: JointSettings, rerank_loss: Any, contrastive: Sequence[LossTerm],
+                     rerank_part: str = "rerank_ce"):
+    """The unchunked ``batch_loss``: ``model(batch)``'s scores and logits into :func:`joint_loss`."""
+    loss = joint_loss(settings, rerank_loss, contrastive, rerank_part)
+
+    def batch_loss(model: torch.nn.Module, batch: JointBatch, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        scores, logits = model(batch)
+        return loss(scores, logits, batch, step)
 
     return batch_loss
 
@@ -292,11 +322,6 @@ class JointTask(TrainingTask):
         self.group_size = int(setting(run.data, "data", "group_size"))
         if run.config.select_best:
             raise BgekitError("train.select_best is not supported by the joint task; remove it")
-        if run.config.chunk_size:
-            raise BgekitError("train.chunk_size is not supported by the joint task yet (its loss distils the "
-                              "reranker's scores of each group into the retriever's, and GradCache has no adapter "
-                              "for the two models together); set train.chunk_size=0 and lower train.batch_size or "
-                              "turn on train.gradient_checkpointing")
         if self.group_size < 2:
             raise BgekitError("data.group_size: joint training distils over lists; use at least 2")
         # built now, so an embedder loss named here fails before the data is read
@@ -339,11 +364,11 @@ class JointTask(TrainingTask):
             retriever.load_state_dict(saved.state_dict())
             reranker.load_state_dict(CrossEncoder.from_pretrained(model_dir / RERANKER_DIR).state_dict())
 
-        batch_loss = joint_batch_loss(settings, self.rerank_loss.fn, self.contrastive,
-                                      rerank_part=rerank_part_name(self.rerank_loss.name, self.default_rerank_name))
+        chunks = JointChunks(joint_loss(settings, self.rerank_loss.fn, self.contrastive,
+                                        rerank_part=rerank_part_name(self.rerank_loss.name, self.default_rerank_name)))
         return TaskSetup(model=model, sampler=sampler, collator=JointCollator(embedder_collator(retriever),
                                                                               RerankCollator(reranker)),
-                         batch_loss=batch_loss, restore_model=restore_model,
+                         batch_loss=chunks.plain_loss, chunked=chunks, restore_model=restore_model,
                          trainer_options={"refresh": self.refresher, "refresh_every": settings.refresh_every,
                                           "optimizer_groups": joint_optimizer_groups(
                                               self.reranker_settings.learning_rate),

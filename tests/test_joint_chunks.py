@@ -1,0 +1,281 @@
+"""GradCache for the joint task (bgekit.train.joint_chunks): a chunked step leaves the whole-batch step's gradients.
+
+As in tests/test_gradcache.py: with dropout off the reference is the plain step (``JointModel.forward(batch)``
+and the joint loss, one backward); with dropout on it is the same chunks forwarded WITH a graph in the same
+order from the same seed (the same masks), one loss, one backward, which GradCache only matches when its
+second pass replays each chunk's random state, the reranker's included (checked too). The models run in
+float64 so summation order does not blur the comparison of the tiny random models' small gradients.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+
+import pytest
+import torch
+
+from bgekit.models.cross_encoder import CrossEncoder
+from bgekit.models.embedder import Embedder
+from bgekit.testing import tiny_cross_encoder, tiny_encoder
+from bgekit.train import gradcache
+from bgekit.train.embedder_task import embedder_collator
+from bgekit.train.gradcache import cached_step, plain_step
+from bgekit.train.joint_chunks import JointChunk, JointChunks
+from bgekit.train.joint_task import JointCollator, JointModel, JointSettings, joint_loss
+from bgekit.train.reranker_task import RerankCollator
+from bgekit.train.sampling import TrainGroup
+from bgekit.train.trainer import LossTerm
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+GROUP = 3
+QUERIES = ["where is the capital of china?", "longest river", "who wrote dream of the red chamber, the novel?",
+           "机器学习是什么", "天气", "Beijing capital"]
+PASSAGES = ["Beijing is the capital of the People's Republic of China.", "长江是中国最长的河流。",
+            "Dream of the Red Chamber is one of the four great classical novels, by Cao Xueqin.",
+            "机器学习是人工智能的一个分支", "今天天气很好，我们去公园散步吧！你觉得怎么样？", "river",
+            "Chapter 1.", "Dense, sparse and multi-vector retrieval with BGE-M3 embeddings."]
+
+
+def groups(n: int = 6, offset: int = 0) -> list[TrainGroup]:
+    out = []
+    for i in range(offset, offset + n):
+        passages = [PASSAGES[(i + j * 3) % len(PASSAGES)] * (1 + (i + j) % 2) for j in range(GROUP)]
+        out.append(TrainGroup(query=QUERIES[i % len(QUERIES)], passages=passages))
+    return out
+
+
+def set_dropout(directory, p: float) -> None:
+    config = json.loads((directory / "config.json").read_text())
+    config.update(hidden_dropout_prob=p, attention_probs_dropout_prob=p)
+    (directory / "config.json").write_text(json.dumps(config))
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory):
+    return (tiny_encoder(tmp_path_factory.mktemp("jc-encoder"), seed=5),
+            tiny_cross_encoder(tmp_path_factory.mktemp("jc-reranker"), seed=6))
+
+
+def joint_model(dirs, dropout: float) -> JointModel:
+    """dense + colbert retriever heads (two heads' tensors per representation) and the reranker, in float64."""
+    for directory in dirs:
+        set_dropout(directory, dropout)
+    torch.manual_seed(0)
+    retriever = Embedder.from_pretrained(str(dirs[0]), heads=[{"name": "dense"}, {"name": "colbert"}])
+    retriever.query_max_length, retriever.passage_max_length = 16, 40
+    reranker = CrossEncoder.from_pretrained(str(dirs[1]), max_length=48, query_max_length=16)
+    model = JointModel(retriever, reranker).double().train()
+    with torch.no_grad():  # tiny random models score every passage alike (KL ~1e-8): spread their weights
+        for name, weight in model.named_parameters():
+            if weight.dim() == 2 and "embeddings" not in name:
+                weight.normal_(0.0, 0.3)
+    return model
+
+
+def joint_batch(model: JointModel, n: int = 6, offset: int = 0):
+    collate = JointCollator(embedder_collator(model.retriever), RerankCollator(model.reranker))
+    return collate(groups(n, offset))
+
+
+def joint_chunks(registry, **settings) -> JointChunks:
+    contrastive = [LossTerm("infonce", registry.get("loss", "infonce").create(head="colbert"), 1.0)] \
+        if settings.get("contrastive_weight", 0) > 0 else []
+    rerank = registry.get("loss", "listwise-ce").create()
+    return JointChunks(joint_loss(JointSettings(temperature=0.05, **settings), rerank, contrastive))
+
+
+def gradients(model, prefix: str = "") -> dict[str, torch.Tensor]:
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None and n.startswith(prefix)}
+
+
+def assert_same_gradients(got: dict, want: dict, rel: float = 1e-5) -> None:
+    """Every parameter's gradient within ``rel`` of the reference, relative to its norm (floored at 1e-4 of
+    the largest, for gradients that are exactly 0 up to rounding, e.g. attention key biases)."""
+    assert set(got) == set(want) and want
+    floor = 1e-4 * max(float(g.norm()) for g in want.values())
+    for name in want:
+        err = float((got[name] - want[name]).norm()) / max(float(want[name].norm()), floor)
+        assert err <= rel, f"{name}: relative gradient error {err:.2e}"
+
+
+def relative_distance(got: dict, want: dict) -> float:
+    return float(torch.cat([(got[k] - want[k]).flatten() for k in want]).norm()
+                 / torch.cat([want[k].flatten() for k in want]).norm())
+
+
+def graph_through_chunks(model, task, batch, step, chunk_size, scale=1.0):
+    """The reference with dropout on: chunk forwards WITH a graph, the full-batch loss, one backward."""
+    reps = [task.forward(model, chunk) for chunk in task.chunks(batch, chunk_size)]
+    total, _ = task.loss(model, batch, reps, step)
+    (total * scale).backward()
+    return total.detach()
+
+
+# 6 queries, 18 passages, 18 pairs: chunks of 4 split every part unevenly (4+2, 4*4+2, 4*4+2), chunks of 6
+# evenly (6, 3*6, 3*6), chunks of 1 into single texts and pairs
+CASES = [pytest.param(4, {}, id="chunk4"),
+         pytest.param(6, {}, id="chunk6-divides"),
+         pytest.param(1, {}, id="chunk1"),
+         pytest.param(4, {"distill_to_reranker": False}, id="chunk4-detached-target"),
+         pytest.param(5, {"contrastive_weight": 0.5}, id="chunk5-contrastive"),
+         pytest.param(7, {"contrastive_weight": 0.3, "distill_to_reranker": False, "rerank_weight": 0.7,
+                          "distill_weight": 2.0}, id="chunk7-contrastive-detached")]
+
+
+@pytest.mark.parametrize("chunk_size,settings", CASES)
+def test_chunked_joint_step_equals_the_whole_batch_step_without_dropout(dirs, bgekit_pm, chunk_size, settings):
+    model = joint_model(dirs, dropout=0.0)
+    batch = joint_batch(model)
+    task = joint_chunks(bgekit_pm.registry, **settings)
+    other = copy.deepcopy(model)
+    want, want_parts = plain_step(model, task, batch, step=1)
+    got, got_parts = cached_step(other, task, batch, step=1, chunk_size=chunk_size)
+    assert float(got) == pytest.approx(float(want), rel=1e-6)  # both float32
+    assert got_parts == pytest.approx(want_parts, rel=1e-10)
+    if settings.get("contrastive_weight"):
+        assert any(name.startswith("retriever/") for name in got_parts)
+    grads = gradients(other)
+    assert any(n.startswith("retriever.") for n in grads) and any(n.startswith("reranker.") for n in grads)
+    assert_same_gradients(grads, gradients(model))
+
+
+def test_the_plain_path_is_the_joint_batch_loss_of_before(dirs, bgekit_pm):
+    """chunk_size 0: ``JointChunks.plain_loss`` is ``joint_batch_loss`` (the task's batch loss until now), bit for bit."""
+    from bgekit.train.joint_task import joint_batch_loss
+
+    model = joint_model(dirs, dropout=0.0)
+    batch = joint_batch(model)
+    settings = JointSettings(temperature=0.05, contrastive_weight=0.5)
+    rerank = bgekit_pm.registry.get("loss", "listwise-ce").create()
+    contrastive = [LossTerm("infonce", bgekit_pm.registry.get("loss", "infonce").create(), 1.0)]
+    other = copy.deepcopy(model)
+    a, a_parts = joint_batch_loss(settings, rerank, contrastive)(model, batch, 2)
+    b, b_parts = JointChunks(joint_loss(settings, rerank, contrastive)).plain_loss(other, batch, 2)
+    a.backward()
+    b.backward()
+    assert torch.equal(a, b) and a_parts == b_parts
+    for name, grad in gradients(model).items():
+        assert torch.equal(grad, gradients(other)[name]), name
+
+
+def test_detaching_the_distillation_target_changes_the_rerankers_gradient_chunked(dirs, bgekit_pm):
+    """distill_to_reranker is honoured through the chunks (the equality tests above could not tell if it were
+    ignored in both paths alike: this one would)."""
+    model = joint_model(dirs, dropout=0.0)
+    batch = joint_batch(model)
+    runs = {}
+    for to_reranker in (True, False):
+        copy_ = copy.deepcopy(model)
+        cached_step(copy_, joint_chunks(bgekit_pm.registry, distill_to_reranker=to_reranker), batch, 1, chunk_size=4)
+        runs[to_reranker] = copy_
+    assert relative_distance(gradients(runs[False], "reranker."), gradients(runs[True], "reranker.")) > 1e-3
+    assert_same_gradients(gradients(runs[False], "retriever."), gradients(runs[True], "retriever."))
+
+
+@pytest.mark.parametrize("settings", [{}, {"contrastive_weight": 0.5, "distill_to_reranker": False}])
+def test_chunked_joint_step_replays_dropout_and_accumulates(dirs, bgekit_pm, settings):
+    model = joint_model(dirs, dropout=0.1)
+    task = joint_chunks(bgekit_pm.registry, **settings)
+    batches = [joint_batch(model, 6, 0), joint_batch(model, 4, 3)]
+    other = copy.deepcopy(model)
+    torch.manual_seed(11)
+    want = [graph_through_chunks(model, task, b, 1, chunk_size=4, scale=0.5) for b in batches]
+    torch.manual_seed(11)
+    got = [cached_step(other, task, b, step=1, chunk_size=4, scale=0.5)[0] for b in batches]
+    assert [float(x) for x in got] == pytest.approx([float(x) for x in want], rel=1e-6)  # got: float32
+    assert_same_gradients(gradients(other), gradients(model))
+
+
+@pytest.mark.parametrize("unreplayed", ["retriever", "reranker"])
+def test_without_replaying_either_models_random_state_the_gradients_differ(dirs, bgekit_pm, monkeypatch,
+                                                                           unreplayed):
+    """The dropout test above is sensitive to each model's masks: the second pass of the ``unreplayed`` model's
+    chunks drawn from fresh random numbers instead (the other model's replayed) moves that model's gradients
+    far off the reference."""
+    model = joint_model(dirs, dropout=0.1)
+    task = joint_chunks(bgekit_pm.registry)
+    batch = joint_batch(model)
+    other = copy.deepcopy(model)
+    torch.manual_seed(11)
+    graph_through_chunks(model, task, batch, 1, chunk_size=4)
+
+    class Unreplayed(JointChunks):
+        def forward(self, wrapped, chunk):
+            if torch.is_grad_enabled():  # the second pass: draw the unreplayed model's masks afresh
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(1234)
+                    fresh = self._run(wrapped, chunk, only=unreplayed)
+                kept = self._run(wrapped, chunk, only="reranker" if unreplayed == "retriever" else "retriever")
+                return type(fresh)(retriever=fresh.retriever if unreplayed == "retriever" else kept.retriever,
+                                   reranker=fresh.reranker if unreplayed == "reranker" else kept.reranker)
+            return wrapped(chunk=chunk)
+
+        @staticmethod
+        def _run(wrapped, chunk, only):
+            part = JointChunk(retriever=chunk.retriever if only == "retriever" else None,
+                              reranker=chunk.reranker if only == "reranker" else None)
+            return wrapped(chunk=part)
+
+    broken = Unreplayed(task.joint_loss)
+    torch.manual_seed(11)
+    cached_step(other, broken, batch, step=1, chunk_size=4)
+    replayed = "reranker" if unreplayed == "retriever" else "retriever"
+    assert relative_distance(gradients(other, unreplayed + "."), gradients(model, unreplayed + ".")) > 1e-2
+    # a combined last chunk draws the retriever's masks first, so only a model run first keeps its replay intact
+    if unreplayed == "reranker":
+        assert_same_gradients(gradients(other, replayed + "."), gradients(model, replayed + "."))
+
+
+def test_a_skipped_chunk_breaks_the_step(dirs, bgekit_pm):
+    """Every chunk counts: dropping one pair chunk from the second pass leaves the reranker's gradients wrong."""
+    model = joint_model(dirs, dropout=0.0)
+    task = joint_chunks(bgekit_pm.registry)
+    batch = joint_batch(model)
+    other = copy.deepcopy(model)
+    plain_step(model, task, batch, step=1)
+
+    class SkipOne(JointChunks):
+        def forward(self, wrapped, chunk):
+            rep = wrapped(chunk=chunk)
+            if torch.is_grad_enabled() and chunk.retriever is None and chunk.reranker["input_ids"].shape[0] == 4:
+                self.skipped = getattr(self, "skipped", 0) + 1
+                if self.skipped == 1:
+                    rep.reranker = rep.reranker.detach().requires_grad_()  # its gradient reaches no parameter
+            return rep
+
+    cached_step(other, SkipOne(task.joint_loss), batch, step=1, chunk_size=4)
+    assert relative_distance(gradients(other, "reranker."), gradients(model, "reranker.")) > 1e-3
+
+
+def test_chunks_cover_the_batch_and_the_synchronising_chunk_runs_both_models(dirs, bgekit_pm):
+    """Under DDP (no ``find_unused_parameters``) the pass outside ``no_sync`` must reach every parameter: the last
+    chunk holds the retriever's last passages and the reranker's last pairs; every other runs under no_sync."""
+    model = joint_model(dirs, dropout=0.0)
+    task = joint_chunks(bgekit_pm.registry)
+    batch = joint_batch(model)  # 6 queries, 18 passages, 18 pairs
+    chunks = task.chunks(batch, 4)
+    sizes = [(c.retriever["input_ids"].shape[0] if c.retriever is not None else 0,
+              c.reranker["input_ids"].shape[0] if c.reranker is not None else 0) for c in chunks]
+    assert sizes == [(4, 0), (2, 0)] + [(4, 0)] * 4 + [(0, 4)] * 4 + [(2, 2)]
+    assert task.texts(batch) == 6 + 18
+
+    ran, in_no_sync = [], []
+
+    @contextlib.contextmanager
+    def no_sync():
+        in_no_sync.append(True)
+        try:
+            yield
+        finally:
+            in_no_sync.pop()
+
+    for name in ("retriever", "reranker"):
+        getattr(model, name).register_forward_hook(
+            lambda module, args, out, name=name: ran.append((name, torch.is_grad_enabled(), bool(in_no_sync))))
+    cached_step(model, task, batch, 1, chunk_size=4, no_sync=no_sync, sync=True)
+    synced = {name for name, grad, quiet in ran if grad and not quiet}
+    assert synced == {"retriever", "reranker"}
+    assert sum(1 for _, grad, quiet in ran if grad and quiet) == len(chunks) - 1

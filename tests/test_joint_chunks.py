@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -143,7 +145,7 @@ def test_chunked_joint_step_equals_the_whole_batch_step_without_dropout(dirs, bg
 
 
 def test_the_plain_path_is_the_joint_batch_loss_of_before(dirs, bgekit_pm):
-    """chunk_size 0: ``JointChunks.plain_loss`` is ``joint_batch_loss`` (the task's batch loss until now), bit for bit."""
+    """chunk_size 0: ``JointChunks.plain_loss`` is ``joint_batch_loss`` (the batch loss until now), bit for bit."""
     from bgekit.train.joint_task import joint_batch_loss
 
     model = joint_model(dirs, dropout=0.0)
@@ -279,3 +281,145 @@ def test_chunks_cover_the_batch_and_the_synchronising_chunk_runs_both_models(dir
     synced = {name for name, grad, quiet in ran if grad and not quiet}
     assert synced == {"retriever", "reranker"}
     assert sum(1 for _, grad, quiet in ran if grad and quiet) == len(chunks) - 1
+
+
+# -- through the trainer (``bgekit run``'s path) ------------------------------------------------------------------
+def without_dropout(directory):
+    set_dropout(directory, 0.0)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def run_dirs(tmp_path_factory):
+    """A tiny retriever and reranker with dropout (resume must replay both models' masks)."""
+    return (tiny_encoder(tmp_path_factory.mktemp("jr-encoder"), seed=7),
+            tiny_cross_encoder(tmp_path_factory.mktemp("jr-reranker"), seed=8))
+
+
+@pytest.fixture(scope="module")
+def run_dirs_no_dropout(tmp_path_factory):
+    return (without_dropout(tiny_encoder(tmp_path_factory.mktemp("jn-encoder"), seed=7)),
+            without_dropout(tiny_cross_encoder(tmp_path_factory.mktemp("jn-reranker"), seed=8)))
+
+
+def joint_recipe(tmp_path, models, out: str, **train):
+    from test_trainer_chunks import data_file
+
+    values = {
+        "task": "joint", "output_dir": str(tmp_path / out), "seed": 5,
+        "model": {"name_or_path": str(models[0]), "query_max_length": 16, "passage_max_length": 24},
+        "reranker": {"name_or_path": str(models[1]), "max_length": 40, "query_max_length": 16},
+        "data": {"train": str(data_file(tmp_path)), "group_size": 4, "format": "auto"},
+        "joint": {"temperature": 0.05, "contrastive_weight": 0.5, "negative_max_preference": 1e6},
+        "loss": {"name": "infonce", "temperature": 0.05},
+        "train": {"max_steps": 3, "batch_size": 4, "learning_rate": 2e-3, "warmup_ratio": 0.0,
+                  "logging_steps": 1, "dtype": "fp32", "save_steps": 0, "max_grad_norm": 1e6, **train},
+        "callbacks": [{"name": "jsonl-logger"}],
+    }
+    return types.SimpleNamespace(values=values, path=tmp_path / "recipe.yaml", save=lambda out: None)
+
+
+def run_joint(recipe) -> dict:
+    from bgekit.train import joint_task
+    from test_trainer_chunks import cpu
+
+    return joint_task.run(recipe, cpu(), show_progress=False)
+
+
+def both_weights(summary: dict) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return {f"{part}.{k}": v for part in ("retriever", "reranker")
+            for k, v in load_file(str(Path(summary[f"{part}_dir"]) / "model.safetensors")).items()}
+
+
+def test_a_joint_recipe_with_chunk_size_trains_as_the_unchunked_one(tmp_path, run_dirs_no_dropout, bgekit_pm,
+                                                                   monkeypatch):
+    """Chunks of 3 (queries 3+1, passages 5*3+1, pairs 5*3+1) and of 1, two accumulated micro-batches, three
+    AdamW steps, no dropout: both models' weights equal the unchunked run's to 1e-9 of their update.
+
+    The models are made float64 for this: in float32, Adam's first steps (``g / (|g| + eps)``) turn rounding
+    noise in the tiny random models' near-zero gradient entries into full-size updates, so even chunks of 100
+    (one query chunk, one combined chunk) land 0.5% of the update away from the unchunked run, as far as
+    chunks of 3; in float64 every chunking lands within 1e-11.
+    """
+    from bgekit.train import joint_task
+    from safetensors.torch import load_file
+    from test_trainer_chunks import logged
+
+    build_retriever, build_reranker = joint_task.build_retriever, joint_task.build_reranker
+    monkeypatch.setattr(joint_task, "build_retriever", lambda *a, **k: build_retriever(*a, **k).double())
+    monkeypatch.setattr(joint_task, "build_reranker", lambda *a, **k: build_reranker(*a, **k).double())
+    chunked_by = []
+    chunks = JointChunks.chunks
+    monkeypatch.setattr(JointChunks, "chunks", lambda self, batch, size: chunked_by.append(size) or chunks(
+        self, batch, size))
+    common = dict(batch_size=2, gradient_accumulation_steps=2)
+    runs = {out: run_joint(joint_recipe(tmp_path, run_dirs_no_dropout, out, **train, **common))
+            for out, train in (("whole", {}), ("chunk3", {"chunk_size": 3}), ("chunk1", {"chunk_size": 1}))}
+    assert sorted(set(chunked_by)) == [1, 3]  # GradCache ran (the whole run did not chunk)
+    whole = both_weights(runs["whole"])
+    base = {f"{part}.{k}": v.double() for part, directory in zip(("retriever", "reranker"), run_dirs_no_dropout)
+            for k, v in load_file(str(directory / "model.safetensors")).items()}
+    for out in ("chunk3", "chunk1"):
+        a, b = logged(tmp_path / "whole"), logged(tmp_path / out)
+        assert [x["step"] for x in a] == [x["step"] for x in b] == [1, 2, 3]
+        assert [x["loss"] for x in a] == pytest.approx([x["loss"] for x in b], rel=1e-6)  # logged as float32
+        assert [x["grad_norm"] for x in a] == pytest.approx([x["grad_norm"] for x in b], rel=1e-6)
+        chunked = both_weights(runs[out])
+        assert chunked.keys() == whole.keys()
+        for part in ("retriever.", "reranker."):
+            names = [k for k in base if k.startswith(part) and k in whole]
+            assert len(names) > 10
+            update = torch.cat([(whole[k] - base[k]).flatten() for k in names])
+            apart = torch.cat([(chunked[k] - whole[k]).flatten() for k in names])
+            assert update.norm() > 0, f"{part}: training changed nothing"
+            assert apart.norm() < 1e-9 * update.norm(), (out, part, float(apart.norm() / update.norm()))
+
+
+def test_a_killed_chunked_joint_run_resumes_as_a_straight_one(tmp_path, run_dirs, bgekit_pm):
+    """With dropout in both models: checkpoint at step 1, killed in step 2, resumed to step 2."""
+    from bgekit.testing import registered_plugin
+    from bgekit.train import checkpoint as ckpt
+    from test_trainer_chunks import _KillAt
+
+    common = dict(max_steps=2, save_steps=1, chunk_size=3)
+    straight = run_joint(joint_recipe(tmp_path, run_dirs, "straight", **common))
+    killed = joint_recipe(tmp_path, run_dirs, "killed", **common)
+    with registered_plugin(_KillAt(2), name="kill-at-2", pm=bgekit_pm):
+        with pytest.raises(KeyboardInterrupt):
+            run_joint(killed)
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path / "killed")] == ["checkpoint-1"]
+    killed.values["train"]["resume_from"] = "latest"
+    resumed = run_joint(killed)
+    assert resumed["steps"] == 2
+    a, b = both_weights(straight), both_weights(resumed)
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=name)
+
+
+def test_out_of_memory_retries_a_joint_step_in_halved_chunks_like_a_run_chunked_from_the_start(
+        tmp_path, run_dirs, bgekit_pm, monkeypatch):
+    """4 queries + 16 passages (the retriever's 20 texts) and 16 pairs: unchunked, the 16 passages run out;
+    chunks of 10 (half of 20) too; chunks of 5 fit. The retried step restores the random state, so both
+    models' dropout draws what a run with chunk_size 5 from the start draws."""
+    from bgekit.train import checkpoint as ckpt
+    from test_trainer_chunks import fail_above
+
+    def recipe(out, **train):
+        r = joint_recipe(tmp_path, run_dirs, out, max_steps=2, **train)
+        r.values["joint"]["score_batch_size"] = 4  # the starting reranker's denoising pass fits
+        return r
+
+    reference = run_joint(recipe("reference", chunk_size=5))
+    sizes = fail_above(monkeypatch, 5)  # the reranker's encoder is an XLM-R model too
+    retried = run_joint(recipe("retried"))
+    # step 1: queries 4 then passages 16 run out; queries 4, passages 10 too; then chunks of 5: the
+    # retriever's 4 + 5 + 5 + 5, the reranker's 5 + 5 + 5, the last chunk's 1 passage and 1 pair
+    assert sizes[:15] == [4, 16, 4, 10] + [4, 5, 5, 5, 5, 5, 5, 1, 1] + [4, 5] and max(sizes[4:]) == 5
+    a, b = both_weights(reference), both_weights(retried)
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=name)
+    state, _ = ckpt.load_trainer_state(Path(retried["last_checkpoint"]), 0)
+    assert state["chunk_size"] == 5

@@ -274,6 +274,8 @@ def test_chunks_cover_the_batch_and_the_synchronising_chunk_runs_both_models(dir
         finally:
             in_no_sync.pop()
 
+    through_wrapper = []
+    model.register_forward_hook(lambda module, args, out: through_wrapper.append(torch.is_grad_enabled()))
     for name in ("retriever", "reranker"):
         getattr(model, name).register_forward_hook(
             lambda module, args, out, name=name: ran.append((name, torch.is_grad_enabled(), bool(in_no_sync))))
@@ -281,6 +283,7 @@ def test_chunks_cover_the_batch_and_the_synchronising_chunk_runs_both_models(dir
     synced = {name for name, grad, quiet in ran if grad and not quiet}
     assert synced == {"retriever", "reranker"}
     assert sum(1 for _, grad, quiet in ran if grad and quiet) == len(chunks) - 1
+    assert through_wrapper == [False] * len(chunks) + [True] * len(chunks)  # every forward through __call__
 
 
 # -- through the trainer (``bgekit run``'s path) ------------------------------------------------------------------
@@ -310,7 +313,7 @@ def joint_recipe(tmp_path, models, out: str, **train):
         "model": {"name_or_path": str(models[0]), "query_max_length": 16, "passage_max_length": 24},
         "reranker": {"name_or_path": str(models[1]), "max_length": 40, "query_max_length": 16},
         "data": {"train": str(data_file(tmp_path)), "group_size": 4, "format": "auto"},
-        "joint": {"temperature": 0.05, "contrastive_weight": 0.5, "negative_max_preference": 1e6},
+        "joint": {"temperature": 0.05, "contrastive_weight": 0.5, "negative_max_preference": 1.0},
         "loss": {"name": "infonce", "temperature": 0.05},
         "train": {"max_steps": 3, "batch_size": 4, "learning_rate": 2e-3, "warmup_ratio": 0.0,
                   "logging_steps": 1, "dtype": "fp32", "save_steps": 0, "max_grad_norm": 1e6, **train},
@@ -423,3 +426,42 @@ def test_out_of_memory_retries_a_joint_step_in_halved_chunks_like_a_run_chunked_
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=name)
     state, _ = ckpt.load_trainer_state(Path(retried["last_checkpoint"]), 0)
     assert state["chunk_size"] == 5
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch has no torch.distributed")
+def test_two_processes_under_torchrun_train_a_chunked_joint_recipe_like_one(tmp_path):
+    """DDP (gloo, no ``find_unused_parameters``): each rank's chunks run under ``no_sync`` but the last, which
+    runs both models, so the synchronising backward pass reaches every parameter; the update is the single
+    process's that accumulates the same two micro-batches. Without the combined last chunk the first step fails
+    (the retriever's parameters get no gradient in the synchronising pass)."""
+    import sys
+
+    import yaml
+    from safetensors.torch import load_file
+    from test_distributed import ROWS, bgekit_run
+
+    models = [without_dropout(tiny_encoder(tmp_path / "retriever-base", seed=2)),
+              without_dropout(tiny_cross_encoder(tmp_path / "reranker-base", seed=3))]
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("# yaml-language-server: $schema=x\n" + yaml.safe_dump({
+        "task": "joint", "output_dir": str(tmp_path / "unused"), "seed": 3,
+        "model": {"name_or_path": str(models[0]), "query_max_length": 16, "passage_max_length": 24},
+        "reranker": {"name_or_path": str(models[1]), "max_length": 40, "query_max_length": 16},
+        "data": {"train": str(data), "group_size": 3},
+        "joint": {"temperature": 0.05, "negative_max_preference": 1.0},  # no in-batch coupling across ranks
+        "train": {"max_steps": 2, "batch_size": 2, "learning_rate": 1e-3, "warmup_ratio": 0.0,
+                  "logging_steps": 1, "dtype": "fp32", "chunk_size": 2},
+        "callbacks": [{"name": "jsonl-logger"}]}))
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    bgekit_run([sys.executable], recipe, f"output_dir={single}", "train.gradient_accumulation_steps=2")
+    bgekit_run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
+               recipe, f"output_dir={ddp}")
+    for part, base_dir in zip(("retriever", "reranker"), models):
+        base, one, two = (load_file(str(d / "model.safetensors")) for d in (base_dir, single / part, ddp / part))
+        names = [k for k in base if k in one and k != "classifier.out_proj.bias"]
+        update = torch.cat([(one[k] - base[k]).flatten() for k in names])
+        apart = torch.cat([(two[k] - one[k]).flatten() for k in names])
+        assert update.norm() > 0, f"{part}: training changed nothing"
+        assert apart.norm() < 0.01 * update.norm(), (part, float(apart.norm() / update.norm()))

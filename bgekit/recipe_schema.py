@@ -174,7 +174,8 @@ def outer_schema() -> dict[str, Any]:
                     "dtype": {"enum": ["auto", "fp32", "bf16", "fp16"], "default": "auto",
                               "description": "autocast dtype; auto takes the device backend's choice"},
                     "gradient_checkpointing": _bool(False, "trade compute for memory"),
-                    "chunk_size": _int(0, "GradCache: texts (reranker: pairs) per forward chunk, so the batch "
+                    "chunk_size": _int(0, "GradCache: texts (reranker: pairs; joint: retriever texts or "
+                                          "reranker pairs) per forward chunk, so the batch "
                                           "size no longer bounds memory, at one extra forward pass; 0 = off", 0),
                     "negatives_cross_device": _bool(False, "share negatives across data-parallel ranks"),
                     "logging_steps": _int(10, "log every N optimiser steps", 1),

@@ -30,7 +30,8 @@ The core (:func:`cached_step`) knows nothing of embedders; two adapters say
 what a chunk is and what the loss is: :class:`EmbedderChunks` (chunks of
 queries and of passages, the recipe's embedder losses on every head's
 scores) and :class:`RerankerChunks` (chunks of (query, passage) pairs, their
-logits cached, the reranker losses on the full (Q, G) groups).
+logits cached, the reranker losses on the full (Q, G) groups); the joint
+task's :class:`~bgekit.train.joint_chunks.JointChunks` combines the two.
 
 The trainer (``Trainer._micro_step``) calls :func:`cached_step` when
 ``train.chunk_size`` is set; outside it, the same engine is driven as

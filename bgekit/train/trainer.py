@@ -82,7 +82,7 @@ class TrainConfig:
     max_grad_norm: float = schema_field("train", "max_grad_norm")
     dtype: str = schema_field("train", "dtype")
     gradient_checkpointing: bool = schema_field("train", "gradient_checkpointing")
-    #: GradCache: texts (reranker: pairs) per forward chunk; 0 = off (bgekit.train.gradcache)
+    #: GradCache: texts (reranker: pairs; joint: either) per forward chunk; 0 = off (bgekit.train.gradcache)
     chunk_size: int = schema_field("train", "chunk_size")
     negatives_cross_device: bool = schema_field("train", "negatives_cross_device")
     logging_steps: int = schema_field("train", "logging_steps")

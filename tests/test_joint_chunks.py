@@ -465,3 +465,18 @@ def test_two_processes_under_torchrun_train_a_chunked_joint_recipe_like_one(tmp_
         apart = torch.cat([(two[k] - one[k]).flatten() for k in names])
         assert update.norm() > 0, f"{part}: training changed nothing"
         assert apart.norm() < 0.01 * update.norm(), (part, float(apart.norm() / update.norm()))
+
+
+def test_each_models_embedding_table_gradient_is_written_once_per_micro_batch(dirs, bgekit_pm):
+    """As for one model (tests/test_gradcache.py): a dense (vocabulary x hidden) gradient per chunk is slow."""
+    from bgekit.train.gradcache import input_embeddings
+
+    model = joint_model(dirs, dropout=0.0)
+    task = joint_chunks(bgekit_pm.registry)
+    batch = joint_batch(model)
+    writes = {"retriever": 0, "reranker": 0}
+    for name in writes:
+        input_embeddings(getattr(model, name)).weight.register_hook(
+            lambda grad, name=name: writes.__setitem__(name, writes[name] + 1))
+    cached_step(model, task, batch, step=1, chunk_size=4)
+    assert len(task.chunks(batch, 4)) > 2 and writes == {"retriever": 1, "reranker": 1}

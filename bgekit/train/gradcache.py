@@ -163,49 +163,66 @@ def input_embeddings(model: torch.nn.Module) -> torch.nn.Embedding | None:
     return None
 
 
+def embedding_tables(model: torch.nn.Module) -> list[torch.nn.Embedding]:
+    """The trainable token-embedding tables of ``model``: its own ``input_embedding_tables()`` when it holds
+    several encoders (the joint task's retriever and reranker), else :func:`input_embeddings`'s one."""
+    own = getattr(model, "input_embedding_tables", None)
+    if callable(own):
+        return list(own())
+    table = input_embeddings(model)
+    return [table] if table is not None else []
+
+
 class DeferredEmbeddingGradient:
-    """One embedding-table gradient for all chunks instead of one per chunk.
+    """One gradient per embedding table for all chunks instead of one per chunk.
 
     Back-propagating a chunk into a token-embedding table writes a dense
     (vocabulary x hidden) gradient: for XLM-R's 250002 x 1024 table, 1 GB per
     chunk, which made small chunks several times slower on a CPU. While
-    active, the table's output is cut from the graph (a leaf whose gradient
-    is kept); :meth:`pending` then gives one lookup of every deferred token
-    with the gradients to back-propagate through it, for the last chunk's
-    backward pass (so DDP sees the table's gradient in its synchronising pass).
+    active, each table's output is cut from the graph (a leaf whose gradient
+    is kept); :meth:`pending` then gives, per table, one lookup of every
+    deferred token with the gradients to back-propagate through it, for the
+    last chunk's backward pass (so DDP sees the tables' gradients in its
+    synchronising pass).
     """
 
-    def __init__(self, table: torch.nn.Embedding) -> None:
-        self.table = table
-        self.ids: list[torch.Tensor] = []
-        self.outputs: list[torch.Tensor] = []
-        self._handle = None
+    def __init__(self, tables: Sequence[torch.nn.Embedding]) -> None:
+        self.tables = list(tables)
+        self.ids: list[list[torch.Tensor]] = [[] for _ in self.tables]
+        self.outputs: list[list[torch.Tensor]] = [[] for _ in self.tables]
 
-    def _cut(self, module: torch.nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
-        if not torch.is_grad_enabled():
-            return output
-        leaf = output.detach().requires_grad_()
-        self.ids.append(inputs[0])
-        self.outputs.append(leaf)
-        return leaf
+    def _cutter(self, index: int) -> Callable[..., torch.Tensor]:
+        def cut(module: torch.nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+            if not torch.is_grad_enabled():
+                return output
+            leaf = output.detach().requires_grad_()
+            self.ids[index].append(inputs[0])
+            self.outputs[index].append(leaf)
+            return leaf
+
+        return cut
 
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:
-        handle = self.table.register_forward_hook(self._cut)
+        handles = [table.register_forward_hook(self._cutter(i)) for i, table in enumerate(self.tables)]
         try:
             yield
         finally:
-            handle.remove()
+            for handle in handles:
+                handle.remove()
 
     def pending(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """``([lookup of every deferred token], [its gradient])``, or two empty lists."""
-        pairs = [(ids.reshape(-1), out.grad.reshape(-1, out.shape[-1]))
-                 for ids, out in zip(self.ids, self.outputs) if out.grad is not None]
-        self.ids, self.outputs = [], []
-        if not pairs:
-            return [], []
-        lookup = self.table(torch.cat([ids for ids, _ in pairs]))
-        return [lookup], [torch.cat([grad for _, grad in pairs]).to(lookup.dtype)]
+        """``([lookup of every deferred token, per table], [its gradient])``; empty lists when none."""
+        lookups, grads = [], []
+        for index, table in enumerate(self.tables):
+            pairs = [(ids.reshape(-1), out.grad.reshape(-1, out.shape[-1]))
+                     for ids, out in zip(self.ids[index], self.outputs[index]) if out.grad is not None]
+            self.ids[index], self.outputs[index] = [], []
+            if pairs:
+                lookup = table(torch.cat([ids for ids, _ in pairs]))
+                lookups.append(lookup)
+                grads.append(torch.cat([grad for _, grad in pairs]).to(lookup.dtype))
+        return lookups, grads
 
 
 def sync_context(no_sync: Callable[[], ContextManager] | None, synchronise: bool) -> ContextManager:
@@ -251,8 +268,8 @@ def cached_step(wrapped: torch.nn.Module, task: ChunkedTask, batch: Any, step: i
 
     # pass 2: each chunk again with a graph and the same dropout masks, back-propagating its cached gradients;
     # the token-embedding table's gradient is taken once, in the last chunk's backward pass
-    table = input_embeddings(model)
-    deferred = DeferredEmbeddingGradient(table) if table is not None else None
+    tables = embedding_tables(model)
+    deferred = DeferredEmbeddingGradient(tables) if tables else None
     for index, (chunk, state) in enumerate(zip(chunks, states)):
         last = index == len(chunks) - 1
         chunk_grads, cached[index] = cached[index], None

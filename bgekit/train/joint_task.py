@@ -53,6 +53,7 @@ from bgekit.train.candidates import CandidateRefresher
 from bgekit.train.collate import TrainBatch
 from bgekit.train.embedder_task import build_model as build_retriever
 from bgekit.train.embedder_task import embedder_collator, save_model
+from bgekit.train.gradcache import input_embeddings
 from bgekit.train.joint_chunks import JointChunk, JointChunks, JointRep
 from bgekit.train.loss_terms import LossTerm, build_losses, loss_entries, weighted_loss_sum
 from bgekit.train.outcome import data_summary, write_embedder_card, write_reranker_card
@@ -136,6 +137,10 @@ class JointModel(torch.nn.Module):
         scores = self.retriever(retrieval.queries, retrieval.passages)
         logits = self.reranker(batch.rerank.features).view(batch.num_queries, batch.group_size)
         return scores, logits
+
+    def input_embedding_tables(self) -> list[torch.nn.Embedding]:
+        """Both models' token-embedding tables: GradCache writes each one's gradient once per micro-batch."""
+        return [t for t in (input_embeddings(self.retriever), input_embeddings(self.reranker)) if t is not None]
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Both models in their own layouts, under ``retriever/`` and ``reranker/`` (checkpoints)."""

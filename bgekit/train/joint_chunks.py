@@ -4,9 +4,9 @@ A joint micro-batch is forwarded twice over: the retriever on its queries and
 passages, the reranker on the same lists as (query, passage) pairs. Its loss
 (:func:`bgekit.train.joint_task.joint_batch_loss`) couples the two, so
 :class:`JointChunks` caches both models' representations: the retriever's
-query and passage chunks (``chunk_size`` texts, as :class:`EmbedderChunks`)
+query and passage chunks (``chunk_size`` texts, as :class:`~bgekit.train.gradcache.EmbedderChunks`)
 and the reranker's pair chunks (``chunk_size`` pairs, as
-:class:`RerankerChunks`); the loss runs once on their concatenation.
+:class:`~bgekit.train.gradcache.RerankerChunks`); the loss runs once on their concatenation.
 
 Each chunk says which model runs it (:class:`JointChunk`), and goes through
 the wrapped model's ``__call__`` (``JointModel.forward(chunk=...)``) so DDP's
@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from bgekit.train.gradcache import EmbedderChunks, Features, LossAndParts, split_features
+from bgekit.train.gradcache import Features, LossAndParts, split_features
 
 #: ``(retriever scores per head, (Q, G) reranker logits, batch, step) -> (loss, parts)``
 JointLoss = Callable[[dict[str, torch.Tensor], torch.Tensor, Any, int], LossAndParts]
@@ -115,4 +115,4 @@ class JointChunks:
 
     def texts(self, batch: Any) -> int:
         """The larger of the retriever's texts and the reranker's pairs: a chunk this big splits neither."""
-        return max(EmbedderChunks([]).texts(batch.retrieval), batch.rerank.num_passages)
+        return max(batch.retrieval.num_queries + batch.retrieval.num_passages, batch.rerank.num_passages)

@@ -450,7 +450,10 @@ def test_two_processes_under_torchrun_train_a_chunked_joint_recipe_like_one(tmp_
         "model": {"name_or_path": str(models[0]), "query_max_length": 16, "passage_max_length": 24},
         "reranker": {"name_or_path": str(models[1]), "max_length": 40, "query_max_length": 16},
         "data": {"train": str(data), "group_size": 3},
-        "joint": {"temperature": 0.05, "negative_max_preference": 1.0},  # no in-batch coupling across ranks
+        # contrastive_weight: the retriever also learns from infonce (its in-batch negatives are one rank's batch, as
+        # one micro-batch of the single process), so its gradient is not only the tiny random models' ~1e-8 KL,
+        # which rounding noise (amplified by Adam's first step) would dominate
+        "joint": {"temperature": 0.05, "negative_max_preference": 1.0, "contrastive_weight": 1.0},
         "train": {"max_steps": 2, "batch_size": 2, "learning_rate": 1e-3, "warmup_ratio": 0.0,
                   "logging_steps": 1, "dtype": "fp32", "chunk_size": 2},
         "callbacks": [{"name": "jsonl-logger"}]}))

@@ -48,7 +48,7 @@ class FixedScores(torch.nn.Module):
 def fixed_batch():
     labels = torch.zeros(Q, G)
     labels[:, 0] = 1.0
-    return SimpleNamespace(group_size=G, num_queries=Q, rerank=SimpleNamespace(labels=labels),
+    return SimpleNamespace(group_size=G, num_queries=Q, rerank=SimpleNamespace(labels=labels, teacher_scores=None),
                            retrieval=SimpleNamespace(teacher_scores=None))
 
 

@@ -47,6 +47,18 @@ def test_the_chosen_loss_is_what_the_reranker_term_computes(bgekit_pm):
     assert abs(ranknet - listwise) > 1e-3
 
 
+def test_a_distilling_reranker_loss_gets_the_datas_teacher_scores(bgekit_pm):
+    """``joint.reranker_loss: rerank-kd`` learns from pos_scores/neg_scores: the joint loss hands them over."""
+    term = build_reranker_loss({"name": "rerank-kd"}, bgekit_pm.registry)
+    batch = fixed_batch()
+    batch.rerank.teacher_scores = torch.tensor([[3.0, 0.0, 1.0, -1.0], [0.5, 2.0, 0.0, 0.0], [1.0, 1.0, -2.0, 0.0]])
+    total, parts = joint_batch_loss(JointSettings(distill_weight=0.0), term.fn, [],
+                                    rerank_part=rerank_part_name(term.name))(FixedScores(), batch, 0)
+    expected = bgekit_pm.registry.get("loss", "rerank-kd").create()(
+        LOGITS, batch.rerank.labels, teacher_scores=batch.rerank.teacher_scores).loss
+    assert float(total.detach()) == pytest.approx(float(expected), rel=1e-6)
+
+
 def test_a_joint_run_trains_with_another_reranker_loss(tmp_path, tiny_model_dir, bgekit_pm):
     """Same data, models and seed: the distillation term of step 1 is the same, the reranker's loss is not."""
     reranker_dir = tiny_cross_encoder(tmp_path / "reranker", seed=3)

@@ -215,7 +215,8 @@ def joint_loss(settings: JointSettings, rerank_loss: Any, contrastive: Sequence[
     own loss) from the retriever's (Q, Q*G) scores per head and the reranker's (Q, G) logits. Shared by the
     unchunked step (:func:`joint_batch_loss`) and GradCache (:class:`~bgekit.train.joint_chunks.JointChunks`).
 
-    ``rerank_loss`` is a reranker loss (``joint.reranker_loss``), called as ``fn(logits, labels, step=...)``;
+    ``rerank_loss`` is a reranker loss (``joint.reranker_loss``), called as ``fn(logits, labels,
+    teacher_scores=..., step=...)`` (the data's pos_scores/neg_scores, for a distilling loss such as rerank-kd);
     its value is logged as ``rerank_part``.
     """
 
@@ -226,7 +227,7 @@ def joint_loss(settings: JointSettings, rerank_loss: Any, contrastive: Sequence[
                               f"{', '.join(scores)}")
         listed = in_group_scores(scores[settings.head], batch.group_size)
         labels = batch.rerank.labels
-        rerank = rerank_loss(logits, labels, step=step).loss
+        rerank = rerank_loss(logits, labels, teacher_scores=batch.rerank.teacher_scores, step=step).loss
         distill = listwise_distillation(listed, logits, temperature=settings.temperature,
                                         reranker_temperature=settings.reranker_temperature,
                                         to_reranker=settings.distill_to_reranker)

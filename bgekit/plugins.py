@@ -24,7 +24,8 @@ import pluggy
 
 from bgekit import hookspecs
 from bgekit.errors import BgekitError
-from bgekit.registry import KINDS, ComponentSpec, Registry, did_you_mean
+from bgekit.recipe_schema import outer_schema
+from bgekit.registry import KINDS, ComponentSpec, Registry, TaskSpec, did_you_mean
 
 ENTRY_POINT_GROUP = "bgekit"
 BUILTIN_DISTRIBUTION = "bgekit"
@@ -128,6 +129,7 @@ class PluginManager(pluggy.PluginManager):
         registry = Registry(broken)
         for info in self.infos.values():
             info.provides = {}
+        core_sections = set(outer_schema()["properties"])
         for kind, spec_type in KINDS.items():
             hook = getattr(self.hook, spec_type.hook)
             for impl in hook.get_hookimpls():
@@ -136,6 +138,10 @@ class PluginManager(pluggy.PluginManager):
                     specs = list(impl.function() or [])
                 except Exception as exc:
                     self._mark_broken(provider, f"{spec_type.hook} raised {type(exc).__name__}: {exc}")
+                    continue
+                problem = next(filter(None, (spec_problem(spec, spec_type.hook, core_sections) for spec in specs)), None)
+                if problem:  # a broken plugin is listed as such; the rest of bgekit keeps working
+                    self._mark_broken(provider, problem)
                     continue
                 for spec in specs:
                     registry.add(spec, provider)
@@ -160,6 +166,15 @@ class PluginManager(pluggy.PluginManager):
     def plugin_infos(self) -> list[PluginInfo]:
         self.registry  # fill in provides/hooks
         return sorted(self.infos.values(), key=lambda i: (i.source != "built-in", i.name))
+
+
+def spec_problem(spec: Any, hook: str, core_sections: set[str]) -> str | None:
+    """Why a record a registry hook returned cannot be registered (None: it can)."""
+    if not isinstance(spec, ComponentSpec):
+        return f"{hook} returned {spec!r}; return spec records such as LossSpec(...)"
+    if isinstance(spec, TaskSpec):
+        return spec.sections_problem(core_sections)
+    return None
 
 
 class HookNameError(BgekitError):

@@ -8,7 +8,7 @@ Strings that name a component without parameters (``task``, ``device.name``,
 sections a task owns (``augment``; ``reranker`` and ``joint``, in
 :mod:`bgekit.train.joint_section`) are not here: each task's plugin hands
 them over in its :class:`bgekit.registry.TaskSpec`, and :mod:`bgekit.schema`
-adds them (:func:`section_schema` finds a section wherever it lives).
+adds them (:func:`bgekit.schema.section_schema` finds a section wherever it lives).
 Every object here is closed (``additionalProperties: false``).
 
 File paths in a recipe (``data.train``, ``evaluate.*``, ``output_dir``) are
@@ -196,16 +196,3 @@ def outer_schema() -> dict[str, Any]:
                           "description": "callbacks such as loggers"},
         },
     }
-
-
-def section_schema(name: str) -> dict[str, Any]:
-    """The schema of one recipe section (markers in place), whether the core or a registered task owns it."""
-    properties = outer_schema()["properties"]
-    if name in properties:
-        return properties[name]
-    from bgekit.plugins import get_registry
-
-    for task in get_registry().all("task"):
-        if name in task.owned_sections():
-            return copy.deepcopy(dict(task.owned_sections()[name]))
-    raise KeyError(name)

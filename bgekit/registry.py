@@ -12,7 +12,7 @@ import copy
 import difflib
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterable, Mapping
+from typing import Any, Callable, ClassVar, Collection, Iterable, Mapping
 
 from bgekit.errors import BgekitError
 
@@ -188,6 +188,22 @@ class TaskSpec(ComponentSpec):
             raise BgekitError(f"task '{self.name}': its recipe sections '{self.sections}' cannot be loaded "
                               f"({exc}); reinstall the plugin that provides it") from exc
 
+    def sections_problem(self, core_sections: Collection[str]) -> str | None:
+        """Why this task's sections cannot join the recipe schema (None: they can): they do not load, are
+        not a mapping of JSON-Schema objects, or claim one of bgekit's own sections. Checked when the
+        registry is built, so such a plugin is listed as broken instead of failing every recipe."""
+        try:
+            sections = self.owned_sections()
+        except Exception as exc:  # a plugin's module may raise anything while importing
+            return f"task '{self.name}': its recipe sections cannot be loaded ({type(exc).__name__}: {exc})"
+        if not isinstance(sections, Mapping) or not all(isinstance(v, Mapping) for v in sections.values()):
+            return (f"task '{self.name}': its sections must map section names to JSON-Schema objects, "
+                    f"not {type(sections).__name__}")
+        claimed = [name for name in sections if name in core_sections]
+        if claimed:
+            return f"task '{self.name}' claims the recipe section '{claimed[0]}', which is bgekit's own"
+        return None
+
     def default_component(self, slot: str) -> dict[str, Any] | None:
         """A fresh copy of the component this task takes for ``slot`` when a recipe leaves it out (None: none)."""
         value = self.component_defaults.get(slot)
@@ -206,7 +222,11 @@ class TaskSpec(ComponentSpec):
             if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
                 raise BgekitError(f"task '{self.name}' is not available in this version of bgekit") from exc
             raise
-        return getattr(module, function)
+        runner = getattr(module, function, None) if function else None
+        if not callable(runner):
+            raise BgekitError(f"task '{self.name}': its runner '{self.runner}' is not a function of that module; "
+                              "a runner is 'module:function'")
+        return runner
 
 
 @dataclass(frozen=True)

@@ -173,3 +173,18 @@ def builtin_filter(registry: Registry, builtin_plugins: Iterable[str]) -> Callab
     """``include`` for :func:`recipe_schema` that keeps built-in plugins' components."""
     builtin = set(builtin_plugins)
     return lambda spec: registry.provider(spec.kind, spec.name) in builtin
+
+
+def section_schema(name: str) -> dict[str, Any]:
+    """The schema of one recipe section (markers in place), whether the core or a registered task owns it:
+    the one place training settings take their defaults from (:mod:`bgekit.train.settings`)."""
+    properties = outer_schema()["properties"]
+    if name in properties:
+        return properties[name]
+    from bgekit.plugins import get_registry
+
+    for task in get_registry().all("task"):
+        sections = task.owned_sections()
+        if name in sections:
+            return copy.deepcopy(dict(sections[name]))
+    raise KeyError(name)

@@ -12,9 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from bgekit.cli import main
+from bgekit.errors import BgekitError
 from bgekit.hookspecs import hookimpl
 from bgekit.recipe import RecipeError, load_recipe
-from bgekit.recipe_schema import section_schema
+from bgekit.schema import section_schema
 from bgekit.registry import CommandSpec, ConflictError, TaskSpec
 from bgekit.schema import builtin_filter, recipe_schema
 from bgekit.testing import registered_plugin, registered_specs
@@ -128,10 +129,34 @@ def test_two_plugins_claiming_a_task_or_a_section_conflict_naming_both(bgekit_pm
         with pytest.raises(ConflictError, match="'count' is defined by both task 'count-rows' \\(plugin 'counter'\\) "
                                                 "and task 'tally' \\(plugin 'tallier'\\)"):
             recipe_schema(bgekit_pm.registry)
+    # a task claiming one of bgekit's own sections: its plugin is listed as broken, the rest keeps working,
+    # and a recipe naming that task fails with the reason
     grabby = TaskSpec(name="grabby", runner="x:run", sections={"model": {"type": "object"}})
     with registered_specs(grabby, name="grabber", pm=bgekit_pm):
-        with pytest.raises(ConflictError, match="task 'grabby' of plugin 'grabber' claims the recipe section 'model'"):
-            recipe_schema(bgekit_pm.registry)
+        assert "embedder" in recipe_schema(bgekit_pm.registry)["properties"]["task"]["enum"]
+        [info] = [i for i in bgekit_pm.plugin_infos() if i.name == "grabber"]
+        assert info.status == "error" and "task 'grabby' claims the recipe section 'model'" in info.error
+        with pytest.raises(BgekitError, match="'grabber': task 'grabby' claims the recipe section 'model'"):
+            bgekit_pm.registry.get("task", "grabby")
+
+
+@pytest.mark.parametrize("sections,reason", [
+    ("no_such_module_for_bgekit_test:SECTIONS", "cannot be loaded (BgekitError"),
+    ("json:loads", "must map section names to JSON-Schema objects"),
+    ({"fine": "not a schema"}, "must map section names to JSON-Schema objects"),
+])
+def test_a_task_whose_sections_do_not_load_is_a_broken_plugin_not_a_broken_bgekit(bgekit_pm, sections, reason):
+    broken = TaskSpec(name="broken-sections", runner="x:run", sections=sections)
+    with registered_specs(broken, name="broken-task-plugin", pm=bgekit_pm):
+        schema = recipe_schema(bgekit_pm.registry)  # every other recipe still validates
+        assert "broken-sections" not in schema["properties"]["task"]["enum"]
+        [info] = [i for i in bgekit_pm.plugin_infos() if i.name == "broken-task-plugin"]
+        assert info.status == "error" and reason in info.error
+
+
+def test_a_runner_that_is_not_a_function_is_one_line():
+    with pytest.raises(BgekitError, match="runner 'json:no_such_function' is not a function"):
+        TaskSpec(name="t", runner="json:no_such_function").load_runner()
 
 
 @click.command()

@@ -9,7 +9,9 @@ import pytest
 
 from bgekit import recipe_schema
 from bgekit.errors import BgekitError
-from bgekit.recipe_schema import outer_schema, section_schema
+from bgekit.recipe_schema import outer_schema
+from bgekit import schema as schema_module
+from bgekit.schema import section_schema
 from bgekit.train.joint_task import JointSettings, RerankerSettings
 from bgekit.train.trainer import TrainConfig
 
@@ -46,7 +48,7 @@ def test_a_default_changed_in_the_schema_changes_the_settings(monkeypatch):
     """The schema is the one source: nothing else holds a copy of the default."""
     changed = copy.deepcopy(outer_schema())
     changed["properties"]["train"]["properties"]["batch_size"]["default"] = 123
-    monkeypatch.setattr(recipe_schema, "outer_schema", lambda: copy.deepcopy(changed))
+    monkeypatch.setattr(schema_module, "outer_schema", lambda: copy.deepcopy(changed))
     from bgekit.train.joint_section import JOINT, RERANKER  # the joint task's own sections
 
     monkeypatch.setitem(JOINT["properties"]["temperature"], "default", 0.5)
@@ -85,5 +87,5 @@ def test_a_section_value_the_recipe_leaves_out_is_the_schemas_default(monkeypatc
     assert setting({"revision": None}, "model", "revision") is None  # given as null: null, not the default
     changed = copy.deepcopy(outer_schema())
     changed["properties"]["data"]["properties"]["num_workers"]["default"] = 2
-    monkeypatch.setattr(recipe_schema, "outer_schema", lambda: copy.deepcopy(changed))
+    monkeypatch.setattr(schema_module, "outer_schema", lambda: copy.deepcopy(changed))
     assert setting({}, "data", "num_workers") == 2

@@ -2,7 +2,7 @@
 
 The task plugin names them as its ``TaskSpec.sections``; :mod:`bgekit.schema`
 merges them into the recipe schema and :mod:`bgekit.train.settings` reads
-their defaults through :func:`bgekit.recipe_schema.section_schema`. Kept
+their defaults through :func:`bgekit.schema.section_schema`. Kept
 free of torch so that validating a recipe stays fast.
 """
 

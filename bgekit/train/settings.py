@@ -1,6 +1,6 @@
 """Recipe sections as dataclasses whose defaults come from the recipe schema.
 
-The schema (:func:`bgekit.recipe_schema.section_schema`) is the one place a
+The schema (:func:`bgekit.schema.section_schema`) is the one place a
 default is written: a settings dataclass declares each key with
 :func:`schema_field`, which reads the schema's default when an instance is
 made, so the two cannot drift apart. :func:`settings_from_section` builds one
@@ -15,7 +15,7 @@ import dataclasses
 from typing import Any, TypeVar
 
 from bgekit.errors import BgekitError
-from bgekit.recipe_schema import section_schema
+from bgekit.schema import section_schema
 from bgekit.registry import did_you_mean
 
 Settings = TypeVar("Settings")

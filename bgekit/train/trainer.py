@@ -45,7 +45,7 @@ import torch
 
 from bgekit.devices import DeviceBackend
 from bgekit.errors import BgekitError
-from bgekit.recipe_schema import section_schema
+from bgekit.schema import section_schema
 from bgekit.train import checkpoint as ckpt
 from bgekit.train.batching import LengthGroupedBatcher, SamplerState
 from bgekit.train.collate import TrainBatch

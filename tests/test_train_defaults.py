@@ -7,7 +7,6 @@ import dataclasses
 
 import pytest
 
-from bgekit import recipe_schema
 from bgekit.errors import BgekitError
 from bgekit.recipe_schema import outer_schema
 from bgekit import schema as schema_module

@@ -145,7 +145,7 @@ _HELPERS = {
     "read_examples": "bgekit.data.readers:read_examples",  # Example per good row, RowError per bad one
     # miners and heads
     "Bm25Index": "bgekit.data.lexical:Bm25Index",  # the tokenisation `bgekit data pairs` uses too
-    "VECTOR_INDEX_PARAMS": "bgekit.mine.vector_index:PARAMS",  # schema of index/nlist/nprobe/...
+    "VECTOR_INDEX_PARAMS": "bgekit.mine.index_params:PARAMS",  # schema of index/nlist/nprobe/...
     "IndexConfig": "bgekit.mine.vector_index:IndexConfig",
     "VectorIndex": "bgekit.mine.vector_index:VectorIndex",  # FAISS (or numpy) Flat/IVF/HNSW search
     "EmbeddingCache": "bgekit.mine.cache:EmbeddingCache",  # encoded pools kept between runs

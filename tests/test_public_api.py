@@ -75,9 +75,10 @@ def test_docs_name_every_helper():
 
 
 def test_loading_every_plugin_for_help_imports_no_torch():
-    """``bgekit --help`` loads every plugin (commands are plugins); none may pull in torch at import."""
+    """``bgekit --help`` loads every plugin (commands are plugins); none may pull in torch or numpy at import."""
     code = ("import sys; from click.testing import CliRunner; from bgekit.cli import main; "
             "result = CliRunner().invoke(main, ['--help']); assert result.exit_code == 0, result.output; "
             "assert 'mine' in result.output; "
-            "assert 'torch' not in sys.modules, 'a plugin imported torch at load time'")
+            "assert 'torch' not in sys.modules, 'a plugin imported torch at load time'; "
+            "assert 'numpy' not in sys.modules, 'a plugin imported numpy at load time'")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -11,9 +11,20 @@
 No concrete miner lives here; they are plugins (``plugins/bgekit_miners``).
 """
 
-from bgekit.mine.engine import MiningStats, mine_examples
-from bgekit.mine.pool import Pool
-from bgekit.mine.retriever import MiningContext, Retriever
-from bgekit.mine.settings import MiningSettings
+from __future__ import annotations
 
-__all__ = ["MiningContext", "MiningSettings", "MiningStats", "Pool", "Retriever", "mine_examples"]
+import importlib
+from typing import Any
+
+#: name -> module; imported on first use, so that a plugin reading ``bgekit.mine.settings`` (the miners'
+#: parameter schema, needed to list plugins and build ``bgekit --help``) does not pull in numpy
+_EXPORTS = {"MiningStats": "engine", "mine_examples": "engine", "Pool": "pool", "MiningContext": "retriever",
+            "Retriever": "retriever", "MiningSettings": "settings"}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'bgekit.mine' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"bgekit.mine.{_EXPORTS[name]}"), name)

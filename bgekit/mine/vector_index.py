@@ -18,21 +18,7 @@ import numpy as np
 
 from bgekit.errors import BgekitError
 
-INDEX_TYPES = ("Flat", "IVF", "HNSW")
-
-PARAMS: dict[str, dict[str, Any]] = {
-    "index": {"enum": list(INDEX_TYPES), "default": "Flat",
-              "description": "FAISS index: Flat (exact inner product), IVF or HNSW (approximate, for large pools)"},
-    "nlist": {"type": ["integer", "null"], "minimum": 1, "default": None,
-              "description": "IVF clusters; null: 4 * sqrt(pool size)"},
-    "nprobe": {"type": "integer", "minimum": 1, "default": 32, "description": "IVF clusters searched per query"},
-    "hnsw_m": {"type": "integer", "minimum": 2, "default": 32, "description": "HNSW links per node"},
-    "ef_construction": {"type": "integer", "minimum": 1, "default": 200, "description": "HNSW build beam width"},
-    "ef_search": {"type": "integer", "minimum": 1, "default": 256,
-                  "description": "HNSW search beam width (raised to the search depth when smaller)"},
-    "use_gpu": {"enum": ["auto", True, False], "default": "auto",
-                "description": "search on the GPU: auto uses one when present"},
-}
+from bgekit.mine.index_params import INDEX_TYPES, PARAMS  # noqa: F401 - PARAMS: the miners' recipe keys
 
 
 @dataclass

@@ -7,15 +7,20 @@ the shared window, filters, sampling and fill live in the mining engine.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-from bgekit.api import VECTOR_INDEX_PARAMS, MinerSpec, MiningContext, MiningSettings, hookimpl, miner_params_schema
+from bgekit.api import VECTOR_INDEX_PARAMS, MinerSpec, MiningSettings, hookimpl, miner_params_schema
 
 from bgekit_miners.params import BM25_PARAMS, DENSE_PARAMS
+
+if TYPE_CHECKING:
+    from bgekit.api import MiningContext
 
 
 def _dense(context: MiningContext | None = None, **params: Any):
     from bgekit_miners.dense import DenseRetriever
+
+    from bgekit.api import MiningContext  # numpy: imported when a miner is built, not when plugins are listed
 
     settings, own = MiningSettings.split(params)
     return DenseRetriever(settings, context or MiningContext(), **own)

@@ -315,3 +315,37 @@ def test_search_and_mining_do_not_name_the_built_in_heads():
             if HEAD_NAMES.search(line) and not any(a.search(line.strip()) for a in ALLOWED):
                 named.append(f"{name}:{lineno}: {line.strip()}")
     assert not named, "\n".join(named)
+
+
+def test_a_plain_vector_heads_default_search_is_exact_without_scoring_every_cell_at_once(monkeypatch):
+    """A head keeping the default inner-product ``score_candidates`` is searched by an exact inner-product
+    index (no (queries, passages, D) array); a head with its own ``score_candidates`` is scored by it."""
+    import numpy as np
+
+    from bgekit.models.head import Head
+
+    rng = np.random.default_rng(0)
+    passages, queries = rng.normal(size=(50, 8)).astype(np.float32), rng.normal(size=(5, 8)).astype(np.float32)
+    expected = np.sort(np.argsort(-(queries @ passages.T), axis=1)[:, :3], axis=1)
+
+    class Plain(Head):
+        pass
+
+    from bgekit.evaluate import search
+
+    exhaustive = search.exhaustive_search
+    exhaustive_calls = []
+    monkeypatch.setattr(search, "exhaustive_search", lambda *a: exhaustive_calls.append(1) or exhaustive(*a))
+    calls = []
+
+    class Scored(Head):
+        def score_candidates(self, q, index, candidates):
+            calls.append(candidates.shape)
+            return super().score_candidates(q, index, candidates)
+
+    idx, scores = Plain().search(queries, passages, 3)
+    assert (np.sort(idx, axis=1) == expected).all() and not calls and not exhaustive_calls
+    np.testing.assert_allclose(np.sort(scores, axis=1), np.sort(-np.sort(-(queries @ passages.T), axis=1)[:, :3], axis=1),
+                               rtol=1e-5)
+    idx, _ = Scored().search(queries, passages, 3)
+    assert (np.sort(idx, axis=1) == expected).all() and calls == [(5, 50)] and exhaustive_calls == [1]

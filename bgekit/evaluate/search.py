@@ -157,7 +157,10 @@ class HeadSearch:
         self.size = len(passages[self.needed[0]])
 
     def first_stage(self, queries: Mapping[str, Any], k: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Each retrieving head's own top k."""
+        """Each retrieving head's own top k (none from an empty corpus)."""
+        if self.size == 0:
+            n = len(queries[self.needed[0]])
+            return [(np.zeros((n, 0), np.int64), np.zeros((n, 0), np.float32)) for _ in self.retrievers]
         return [self._call(n, "search", queries[n], self.indexes[n], min(k, self.size)) for n in self.retrievers]
 
     def candidates(self, queries: Mapping[str, Any], depth: int) -> np.ndarray:

@@ -155,9 +155,13 @@ class Head(torch.nn.Module):
 
         The default scores every passage with :meth:`score_candidates`, a block of queries at a
         time; it needs the default :meth:`index` (``len(index)`` passages) and sliceable queries.
+        A head that keeps the default inner-product :meth:`score_candidates` is searched with an
+        exact FAISS inner-product index instead (no (queries, passages, D) array in between).
         """
-        from bgekit.evaluate.search import exhaustive_search
+        from bgekit.evaluate.search import exhaustive_search, inner_product_search
 
+        if type(self).score_candidates is Head.score_candidates and _vectors(queries, index):
+            return inner_product_search(queries, index, k)
         return exhaustive_search(self, queries, index, len(index), k)
 
     def score_candidates(self, queries: Any, index: Any, candidates: np.ndarray) -> np.ndarray:
@@ -168,8 +172,13 @@ class Head(torch.nn.Module):
         kept by the default :meth:`index`) and whose score is their inner product; any other
         head implements it.
         """
-        if isinstance(queries, np.ndarray) and isinstance(index, np.ndarray) and queries.ndim == index.ndim == 2:
+        if _vectors(queries, index):
             gathered = index[np.maximum(candidates, 0)]  # (Q, C, D)
             return np.einsum("qd,qcd->qc", queries.astype(np.float32), gathered.astype(np.float32))
         raise NotImplementedError(f"head {type(self).__name__} cannot be searched; implement "
                                   "Head.score_candidates (and Head.search for a faster first stage)")
+
+
+def _vectors(queries: Any, index: Any) -> bool:
+    """Whether queries and passages are one vector per text: (Q, D) and (N, D) arrays."""
+    return isinstance(queries, np.ndarray) and isinstance(index, np.ndarray) and queries.ndim == index.ndim == 2

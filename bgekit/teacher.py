@@ -139,8 +139,9 @@ def score_file(input_path: str | os.PathLike, output_path: str | os.PathLike, sc
     examples = read_training_examples(input_path, fmt)
     if on_start is not None:
         on_start(len(examples))
-    fingerprint = hashlib.sha256(json.dumps({"input": file_fingerprint(input_path), **scorer.settings()},
-                                            sort_keys=True).encode()).hexdigest()
+    # the rows scored depend on how the file is read too (a format's parameters can split rows differently)
+    fingerprint = hashlib.sha256(json.dumps({"input": file_fingerprint(input_path), "format": fmt,
+                                             **scorer.settings()}, sort_keys=True).encode()).hexdigest()
     log_path = progress_path(output_path)
     done = _load_progress(log_path, fingerprint)
     resumed = len(done)

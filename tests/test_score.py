@@ -91,6 +91,8 @@ def test_a_killed_run_resumes_without_rescoring(tmp_path, reranker_dir):
     with open(progress_path(out), "a", encoding="utf-8") as log:
         log.write('{"row": 6, "pos": [0.')  # a kill in the middle of a write
 
+    with pytest.raises(BgekitError, match="delete it"):  # read another way, the rows may not be these rows
+        score_file(train, out, inner, chunk_rows=2, fmt={"name": "jsonl"})
     resumed = CountingScorer(inner)
     summary = score_file(train, out, resumed, chunk_rows=2)
     assert summary.rows_resumed == 4

@@ -22,12 +22,12 @@ empty slot; order within a row is not defined here (callers sort, e.g. with
 
 from __future__ import annotations
 
-import difflib
 from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
 from bgekit.errors import BgekitError
+from bgekit.registry import did_you_mean
 
 if TYPE_CHECKING:
     from bgekit.models.head import Head
@@ -87,11 +87,6 @@ def rescore(candidates: np.ndarray, total: np.ndarray, k: int) -> tuple[np.ndarr
     total = np.where(candidates < 0, -np.inf, total)
     idx, top = top_k(total, k)
     return np.where(idx < 0, -1, np.take_along_axis(candidates, np.maximum(idx, 0), axis=1)), top
-
-
-def did_you_mean(name: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(name, choices, n=1)
-    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def default_weights(heads: Mapping[str, "Head"]) -> dict[str, float]:

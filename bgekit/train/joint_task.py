@@ -50,7 +50,7 @@ from bgekit.devices import DeviceBackend
 from bgekit.errors import BgekitError
 from bgekit.registry import Registry
 from bgekit.train.candidates import CandidateRefresher
-from bgekit.train.collate import TrainBatch
+from bgekit.train.collate import Collator, TrainBatch
 from bgekit.train.embedder_task import build_model as build_retriever
 from bgekit.train.embedder_task import embedder_collator, save_model
 from bgekit.train.gradcache import input_embeddings

@@ -54,7 +54,7 @@ from bgekit.train.distributed import ProcessContext
 from bgekit.train.failures import FailedBatches, check_finite_weights
 from bgekit.train.gradcache import ChunkedTask, RandomState, cached_step, sync_context
 from bgekit.train.loader import BatchLoader, default_num_workers
-from bgekit.train.loss_terms import LossTerm, weighted_loss_sum  # noqa: F401 - imported from here by the tasks
+from bgekit.train.loss_terms import LossTerm  # noqa: F401 - tests and benchmarks import it from here
 from bgekit.train.oom import halved_chunk, is_out_of_memory
 from bgekit.train.sampling import GroupSampler
 from bgekit.train.settings import schema_field, settings_from_section

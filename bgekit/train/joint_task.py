@@ -48,6 +48,7 @@ import torch.nn.functional as F
 
 from bgekit.devices import DeviceBackend
 from bgekit.errors import BgekitError
+from bgekit.recipe import check_loss_tasks
 from bgekit.registry import Registry
 from bgekit.train.candidates import CandidateRefresher
 from bgekit.train.collate import Collator, TrainBatch
@@ -58,7 +59,7 @@ from bgekit.train.joint_chunks import JointChunk, JointChunks, JointRep
 from bgekit.train.loss_terms import LossTerm, build_losses, loss_entries, weighted_loss_sum
 from bgekit.train.outcome import data_summary, write_embedder_card, write_reranker_card
 from bgekit.train.refresh import RefreshingSampler
-from bgekit.train.reranker_task import RerankBatch, RerankCollator, check_reranker_losses
+from bgekit.train.reranker_task import RerankBatch, RerankCollator
 from bgekit.train.sampling import TrainGroup
 from bgekit.train.settings import schema_field, setting, settings_from_section
 from bgekit.train.task_skeleton import TaskSetup, TrainingRun, TrainingTask, console, run_training
@@ -275,22 +276,11 @@ def per_model_clip_groups(model: JointModel) -> list[list[torch.nn.Parameter]]:
     return [list(model.retriever.parameters()), list(model.reranker.parameters())]
 
 
-def check_retriever_losses(entries: list[dict[str, Any]], registry: Registry) -> list[dict[str, Any]]:
-    """``entries`` themselves: the recipe's ``loss`` (the retriever's own) must be embedder losses."""
-    for entry in entries:
-        spec = registry.get("loss", entry["name"])
-        if getattr(spec, "task", "embedder") not in (None, "embedder"):
-            fitting = ", ".join(s.name for s in registry.all("loss") if getattr(s, "task", None) == "embedder")
-            raise BgekitError(f"loss '{spec.name}' trains a {spec.task}; in a joint recipe 'loss' is the "
-                              f"retriever's own contrastive loss ({fitting or 'no embedder loss installed'})")
-    return entries
-
-
 def build_reranker_loss(entry: dict[str, Any], registry: Registry) -> LossTerm:
     """``joint.reranker_loss`` made by the registry; it must be a reranker loss, and is weighted by
     ``joint.rerank_weight``."""
     where = "joint.reranker_loss"
-    check_reranker_losses([entry], registry, where=where)
+    check_loss_tasks([entry], "joint", where, registry)
     if float(entry.get("weight", 1.0)) != 1.0:
         raise BgekitError(f"{where}.weight: the reranker loss is weighted by joint.rerank_weight; remove weight")
     return build_losses([entry], registry, where=where)[0]
@@ -337,8 +327,8 @@ class JointTask(TrainingTask):
 
     def prepare(self, run: TrainingRun) -> None:
         settings = self.settings
-        self.contrastive = build_losses(check_retriever_losses(
-            loss_entries(run.component("loss")), run.registry), run.registry) \
+        self.contrastive = build_losses(check_loss_tasks(
+            loss_entries(run.component("loss")), "joint", "loss", run.registry), run.registry) \
             if settings.contrastive_weight > 0 else []
 
     def build(self, run: TrainingRun) -> TaskSetup:

@@ -34,7 +34,7 @@ import torch
 
 from bgekit.devices import DeviceBackend
 from bgekit.errors import BgekitError
-from bgekit.registry import Registry
+from bgekit.recipe import check_loss_tasks
 from bgekit.train.collate import common_group_size, pin_optional, pin_tensors, query_texts
 from bgekit.train.embedder_task import save_model
 from bgekit.train.gradcache import RerankerChunks
@@ -106,19 +106,6 @@ class RerankCollator:
         return RerankBatch(features, labels, teacher, group_size)
 
 
-def check_reranker_losses(entries: list[dict[str, Any]], registry: Registry,
-                          where: str = "loss") -> list[dict[str, Any]]:
-    """``entries`` themselves; each must name a reranker loss (the recipe check says so too for this task)."""
-    for entry in entries:
-        spec = registry.get("loss", entry["name"])
-        if getattr(spec, "task", "embedder") != "reranker":
-            fitting = [s.name for s in registry.all("loss") if getattr(s, "task", "") == "reranker"]
-            prefix = "" if where == "loss" else f"{where}: "
-            raise BgekitError(f"{prefix}loss '{spec.name}' trains an embedder, not a reranker; reranker losses: "
-                              f"{', '.join(fitting)}")
-    return entries
-
-
 def pair_lengths(model_values: dict[str, Any], tokenizer: Any) -> tuple[int, int]:
     """``(pair max length, query max length)`` from the recipe, within the model's position limit."""
     query = int(setting(model_values, "model", "query_max_length"))
@@ -161,7 +148,7 @@ class RerankerTask(TrainingTask):
                               "during training); remove it")
 
     def prepare(self, run: TrainingRun) -> None:
-        entries = check_reranker_losses(loss_entries(run.component("loss")), run.registry)
+        entries = check_loss_tasks(loss_entries(run.component("loss")), "reranker", "loss", run.registry)
         self.losses = build_losses(entries, run.registry)
         if (run.values.get("evaluate") or {}).get("corpus"):
             console.print("[yellow]the reranker task does not evaluate during training: re-order a retriever's "

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from bgekit.devices import DeviceBackend
 from bgekit.errors import BgekitError
 from bgekit.recipe import check_loss_tasks
-from bgekit.registry import Registry
+from bgekit.registry import Registry, task_default
 from bgekit.train.candidates import CandidateRefresher
 from bgekit.train.collate import Collator, TrainBatch
 from bgekit.train.embedder_task import build_model as build_retriever
@@ -76,9 +76,9 @@ class JointSettings:
     head: str = schema_field("joint", "head")
     temperature: float = schema_field("joint", "temperature")
     reranker_temperature: float = schema_field("joint", "reranker_temperature")
-    #: the reranker's loss from the labels: a loss component, ``{name: ..., <params>}``; None: the reranker
-    #: task's default (listwise-ce)
-    reranker_loss: dict[str, Any] = schema_field("joint", "reranker_loss")
+    #: the reranker's loss from the labels: a loss component, ``{name: ..., <params>}``; None: the one the task
+    #: declares (listwise-ce for the built-in joint task)
+    reranker_loss: dict[str, Any] | None = schema_field("joint", "reranker_loss")
     rerank_weight: float = schema_field("joint", "rerank_weight")
     distill_weight: float = schema_field("joint", "distill_weight")
     contrastive_weight: float = schema_field("joint", "contrastive_weight")
@@ -321,7 +321,10 @@ class JointTask(TrainingTask):
         if self.group_size < 2:
             raise BgekitError("data.group_size: joint training distils over lists; use at least 2")
         # built now, so an embedder loss named here fails before the data is read
-        self.rerank_loss = build_reranker_loss(run.component("joint.reranker_loss"), run.registry)
+        chosen = self.settings.reranker_loss
+        self.rerank_loss = build_reranker_loss(
+            chosen if chosen is not None else task_default(run.registry, run.task, "joint.reranker_loss"),
+            run.registry)
         declared = run.registry.get("task", run.task).default_component("joint.reranker_loss")
         self.default_rerank_name = declared["name"] if declared else None
 

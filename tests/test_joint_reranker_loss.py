@@ -14,7 +14,8 @@ from bgekit.errors import BgekitError
 from bgekit.recipe import load_recipe
 from bgekit.tasks import run_task
 from bgekit.testing import tiny_cross_encoder
-from bgekit.train.joint_task import JointSettings, build_reranker_loss, joint_batch_loss, rerank_part_name
+from bgekit.train.joint_chunks import JointChunks
+from bgekit.train.joint_task import JointSettings, build_reranker_loss, joint_loss, rerank_part_name
 
 from test_joint import LOGITS, FixedScores, fixed_batch, write_joint_recipe
 
@@ -36,8 +37,8 @@ def train_lines(output_dir: Path) -> list[dict]:
 def test_the_chosen_loss_is_what_the_reranker_term_computes(bgekit_pm):
     settings = JointSettings(rerank_weight=0.5)
     term = build_reranker_loss({"name": "ranknet", "sigma": 2.0}, bgekit_pm.registry)
-    total, parts = joint_batch_loss(settings, term.fn, [], rerank_part=rerank_part_name(term.name))(
-        FixedScores(), fixed_batch(), 0)
+    loss = JointChunks(joint_loss(settings, term.fn, [], rerank_part=rerank_part_name(term.name))).plain_loss
+    total, parts = loss(FixedScores(), fixed_batch(), 0)
     labels = fixed_batch().rerank.labels
     ranknet = float(bgekit_pm.registry.get("loss", "ranknet").create(sigma=2.0)(LOGITS, labels).loss)
     listwise = float(bgekit_pm.registry.get("loss", "listwise-ce").create()(LOGITS, labels).loss)
@@ -52,8 +53,9 @@ def test_a_distilling_reranker_loss_gets_the_datas_teacher_scores(bgekit_pm):
     term = build_reranker_loss({"name": "rerank-kd"}, bgekit_pm.registry)
     batch = fixed_batch()
     batch.rerank.teacher_scores = torch.tensor([[3.0, 0.0, 1.0, -1.0], [0.5, 2.0, 0.0, 0.0], [1.0, 1.0, -2.0, 0.0]])
-    total, parts = joint_batch_loss(JointSettings(distill_weight=0.0), term.fn, [],
-                                    rerank_part=rerank_part_name(term.name))(FixedScores(), batch, 0)
+    loss = JointChunks(joint_loss(JointSettings(distill_weight=0.0), term.fn, [],
+                                  rerank_part=rerank_part_name(term.name))).plain_loss
+    total, parts = loss(FixedScores(), batch, 0)
     expected = bgekit_pm.registry.get("loss", "rerank-kd").create()(
         LOGITS, batch.rerank.labels, teacher_scores=batch.rerank.teacher_scores).loss
     assert float(total.detach()) == pytest.approx(float(expected), rel=1e-6)

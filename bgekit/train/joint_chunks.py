@@ -2,7 +2,7 @@
 
 A joint micro-batch is forwarded twice over: the retriever on its queries and
 passages, the reranker on the same lists as (query, passage) pairs. Its loss
-(:func:`bgekit.train.joint_task.joint_batch_loss`) couples the two, so
+(:func:`bgekit.train.joint_task.joint_loss`) couples the two, so
 :class:`JointChunks` caches both models' representations: the retriever's
 query and passage chunks (``chunk_size`` texts, as :class:`~bgekit.train.gradcache.EmbedderChunks`)
 and the reranker's pair chunks (``chunk_size`` pairs, as

@@ -214,7 +214,7 @@ def joint_loss(settings: JointSettings, rerank_loss: Any, contrastive: Sequence[
                rerank_part: str = "rerank_ce"):
     """``loss(scores, logits, batch, step)``: weighted reranker loss + listwise distillation (+ the retriever's
     own loss) from the retriever's (Q, Q*G) scores per head and the reranker's (Q, G) logits. Shared by the
-    unchunked step (:func:`joint_batch_loss`) and GradCache (:class:`~bgekit.train.joint_chunks.JointChunks`).
+    unchunked step and GradCache (:class:`~bgekit.train.joint_chunks.JointChunks`: ``plain_loss`` and ``loss``).
 
     ``rerank_loss`` is a reranker loss (``joint.reranker_loss``), called as ``fn(logits, labels,
     teacher_scores=..., step=...)`` (the data's pos_scores/neg_scores, for a distilling loss such as rerank-kd);
@@ -243,18 +243,6 @@ def joint_loss(settings: JointSettings, rerank_loss: Any, contrastive: Sequence[
         return total, parts
 
     return loss
-
-
-def joint_batch_loss(settings: JointSettings, rerank_loss: Any, contrastive: Sequence[LossTerm],
-                     rerank_part: str = "rerank_ce"):
-    """The unchunked ``batch_loss``: ``model(batch)``'s scores and logits into :func:`joint_loss`."""
-    loss = joint_loss(settings, rerank_loss, contrastive, rerank_part)
-
-    def batch_loss(model: torch.nn.Module, batch: JointBatch, step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        scores, logits = model(batch)
-        return loss(scores, logits, batch, step)
-
-    return batch_loss
 
 
 def joint_optimizer_groups(reranker_lr: float | None):

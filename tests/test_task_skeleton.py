@@ -102,6 +102,21 @@ def test_the_trainer_takes_its_loss_from_the_task():
     assert "losses" not in parameters and not hasattr(Trainer, "embedder_batch_loss")
 
 
+def test_a_task_setups_batch_loss_is_its_chunked_tasks_plain_loss_unless_given():
+    from bgekit.train.gradcache import RerankerChunks
+
+    chunks = RerankerChunks([])
+    common = {"model": torch.nn.Linear(1, 1), "sampler": None, "collator": list, "restore_model": lambda d: None}
+    assert TaskSetup(**common, chunked=chunks).batch_loss == chunks.plain_loss
+
+    def own(wrapped, batch, step):
+        raise AssertionError("not called")
+
+    assert TaskSetup(**common, chunked=chunks, batch_loss=own).batch_loss is own
+    with pytest.raises(TypeError, match="needs batch_loss, or chunked"):
+        TaskSetup(**common)
+
+
 def test_the_trainer_asks_the_device_backend_for_optimizer_and_loader_options(tmp_path, model_dir, monkeypatch):
     backend = cpu()
     asked = []

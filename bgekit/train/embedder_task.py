@@ -131,7 +131,7 @@ class EmbedderTask(TrainingTask):
                                   lambda m, folder: write_model(m, run.recipe, folder))
         chunks = EmbedderChunks(self.losses, config.negatives_cross_device)
         return TaskSetup(model=model, sampler=sampler, collator=embedder_collator(model),
-                         batch_loss=chunks.plain_loss, chunked=chunks, restore_model=restore_model,
+                         chunked=chunks, restore_model=restore_model,
                          trainer_options={
                              "evaluator": self.held_out.metrics if self.held_out is not None else None,
                              "evaluate_every": setting(values.get("evaluate"), "evaluate", "every_steps"),

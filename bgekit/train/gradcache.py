@@ -289,7 +289,14 @@ def cached_step(wrapped: torch.nn.Module, task: ChunkedTask, batch: Any, step: i
     return value, parts
 
 
-def plain_step(wrapped: torch.nn.Module, task: ChunkedTask, batch: Any, step: int, *,
+@dataclass(frozen=True)
+class PlainLoss:
+    """All :func:`plain_step` needs of a task: its unchunked loss (the trainer's ``batch_loss``)."""
+
+    plain_loss: Callable[[torch.nn.Module, Any, int], LossAndParts]
+
+
+def plain_step(wrapped: torch.nn.Module, task: ChunkedTask | PlainLoss, batch: Any, step: int, *,
                autocast: Callable[[], ContextManager] = contextlib.nullcontext, scale: float = 1.0,
                scaler: Any = None, no_sync: Callable[[], ContextManager] | None = None,
                sync: bool = True) -> LossAndParts:

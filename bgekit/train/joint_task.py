@@ -355,7 +355,7 @@ class JointTask(TrainingTask):
                                         rerank_part=rerank_part_name(self.rerank_loss.name, self.default_rerank_name)))
         return TaskSetup(model=model, sampler=sampler, collator=JointCollator(embedder_collator(retriever),
                                                                               RerankCollator(reranker)),
-                         batch_loss=chunks.plain_loss, chunked=chunks, restore_model=restore_model,
+                         chunked=chunks, restore_model=restore_model,
                          trainer_options={"refresh": self.refresher, "refresh_every": settings.refresh_every,
                                           "optimizer_groups": joint_optimizer_groups(
                                               self.reranker_settings.learning_rate),

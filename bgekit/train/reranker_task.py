@@ -163,8 +163,8 @@ class RerankerTask(TrainingTask):
         collator = RerankCollator(model, query_instruction=model_values.get("query_instruction") or "",
                                   passage_instruction=model_values.get("passage_instruction") or "")
         chunks = RerankerChunks(self.losses)
-        return TaskSetup(model=model, sampler=sampler, collator=collator, batch_loss=chunks.plain_loss,
-                         chunked=chunks, restore_model=restore_into(model))
+        return TaskSetup(model=model, sampler=sampler, collator=collator, chunked=chunks,
+                         restore_model=restore_into(model))
 
     def model_dirs(self, run: TrainingRun) -> dict[str, Path]:
         return {"model_dir": run.output_dir / "model"}

@@ -174,13 +174,20 @@ class TaskSetup:
     sampler: GroupSampler
     #: ``groups -> batch`` (the batch has ``to``, ``pin_memory``, ``num_passages``, ``num_tokens``)
     collator: Callable[..., Any]
-    batch_loss: BatchLoss
     #: loads a checkpoint's model folder into ``model`` (resume)
     restore_model: Callable[[Path], None]
     #: how a micro-batch splits into GradCache chunks (None: this task cannot use ``train.chunk_size``)
     chunked: ChunkedTask | None = None
+    #: the unchunked forward pass and loss of a micro-batch; None: ``chunked.plain_loss``
+    batch_loss: BatchLoss | None = None
     #: further :class:`~bgekit.train.trainer.Trainer` arguments (evaluator, best model, refresher, ...)
     trainer_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.batch_loss is None:
+            if self.chunked is None:
+                raise TypeError("TaskSetup needs batch_loss, or chunked (whose plain_loss it then is)")
+            self.batch_loss = self.chunked.plain_loss
 
 
 class TrainingTask:

@@ -13,9 +13,9 @@ import torch
 
 from bgekit.errors import BgekitError
 from bgekit.train import task_skeleton
-from bgekit.train.embedder_task import build_model, embedder_collator, save_model
+from bgekit.train.embedder_task import build_model, embedder_collator
 from bgekit.train.sampling import GroupSampler
-from bgekit.train.task_skeleton import TaskSetup, TrainingTask, run_training
+from bgekit.train.task_skeleton import TaskSetup, TrainingTask, run_training, save_model
 from bgekit.train.trainer import Trainer
 
 from test_trainer import cpu, model_dir, recipe, toy_rows, write_data  # noqa: F401 (fixture)

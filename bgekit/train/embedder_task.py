@@ -38,7 +38,7 @@ from bgekit.train.task_skeleton import (
     TrainingTask,
     console,
     run_training,
-    save_model_atomically,
+    save_model,
     write_model,
 )
 from bgekit.train.trainer import TrainResult
@@ -70,11 +70,6 @@ def _held_out(values: dict[str, Any], output_dir: Path) -> HeldOutEvaluation | N
     """The recipe's ``evaluate`` section as a :class:`HeldOutEvaluation`, or None when it has none."""
     spec = values.get("evaluate") or {}
     return HeldOutEvaluation(spec, output_dir) if spec.get("corpus") else None
-
-
-def save_model(model: Any, recipe: Any, final: Path) -> Path:
-    """``model`` and its resolved recipe into ``final``, atomically (see ``save_model_atomically``)."""
-    return save_model_atomically(model, final, lambda folder: write_model(model, recipe, folder))
 
 
 def build_refresh(values: dict[str, Any], examples: list[Example], sampler: RefreshingSampler,

@@ -53,7 +53,7 @@ from bgekit.registry import Registry, task_default
 from bgekit.train.candidates import CandidateRefresher
 from bgekit.train.collate import Collator, TrainBatch
 from bgekit.train.embedder_task import build_model as build_retriever
-from bgekit.train.embedder_task import embedder_collator, save_model
+from bgekit.train.embedder_task import embedder_collator
 from bgekit.train.gradcache import input_embeddings
 from bgekit.train.joint_chunks import JointChunk, JointChunks, JointRep
 from bgekit.train.loss_terms import LossTerm, build_losses, loss_entries, weighted_loss_sum
@@ -62,7 +62,7 @@ from bgekit.train.refresh import RefreshingSampler
 from bgekit.train.reranker_task import RerankBatch, RerankCollator
 from bgekit.train.sampling import TrainGroup
 from bgekit.train.settings import schema_field, setting, settings_from_section
-from bgekit.train.task_skeleton import TaskSetup, TrainingRun, TrainingTask, console, run_training
+from bgekit.train.task_skeleton import TaskSetup, TrainingRun, TrainingTask, console, run_training, save_model
 from bgekit.train.trainer import TrainResult, parameter_groups
 
 RETRIEVER_DIR = "retriever"

@@ -36,13 +36,12 @@ from bgekit.devices import DeviceBackend
 from bgekit.errors import BgekitError
 from bgekit.recipe import check_loss_tasks
 from bgekit.train.collate import common_group_size, pin_optional, pin_tensors, query_texts
-from bgekit.train.embedder_task import save_model
 from bgekit.train.gradcache import RerankerChunks
 from bgekit.train.loss_terms import build_losses, loss_entries
 from bgekit.train.outcome import data_summary, write_reranker_card
 from bgekit.train.sampling import GroupSampler, TrainGroup
 from bgekit.train.settings import setting
-from bgekit.train.task_skeleton import TaskSetup, TrainingRun, TrainingTask, console, run_training
+from bgekit.train.task_skeleton import TaskSetup, TrainingRun, TrainingTask, console, run_training, save_model
 from bgekit.train.trainer import TrainResult
 
 #: ``model_max_length`` values above this mean "no limit recorded" in Hugging Face tokenizers.

@@ -93,8 +93,9 @@ def example_length(example: Example) -> int:
 
 
 # -- saving ----------------------------------------------------------------------------------------------------
-def save_model_atomically(model: Any, final: Path, write: Callable[[Path], None]) -> Path:
-    """``write(folder)`` into a temp folder beside ``final``, then renamed to ``final``.
+def save_model(model: Any, recipe: Any, final: Path) -> Path:
+    """``model`` and its resolved recipe (:func:`write_model`) into a temp folder beside ``final``, then renamed
+    to ``final``: every task's finished model(s).
 
     Non-finite weights are refused before anything is written; a failed write (full disk, ``ulimit -f``)
     removes the temp folder and is one line, and whatever was at ``final`` stays.
@@ -102,7 +103,7 @@ def save_model_atomically(model: Any, final: Path, write: Callable[[Path], None]
     check_finite_weights(model, str(final))
 
     def write_then_mark(tmp: Path) -> None:
-        write(tmp)
+        write_model(model, recipe, tmp)
         ckpt._fault("final-model")
 
     return ckpt.write_dir_atomically(final, write_then_mark, f"the model {final}")

@@ -385,7 +385,8 @@ def _check_components(schema: dict[str, Any], tree: OriginTree, registry: Regist
                 located.append((tree.location(name_path, shown), name_path, message))
             continue
         spec = registry.get(kind, value["name"])
-        mismatch = _loss_task_mismatch(spec, tree.values.get("task"), registry)
+        slot = ".".join(str(key) for key in path if not isinstance(key, int))  # loss[1] is slot "loss"
+        mismatch = loss_task_mismatch(spec, tree.values.get("task"), slot, registry)
         if mismatch:
             located.append((tree.location(name_path, shown), name_path, mismatch))
             continue
@@ -396,15 +397,44 @@ def _check_components(schema: dict[str, Any], tree: OriginTree, registry: Regist
             located.append((tree.location(where, shown), where, message))
 
 
-#: Tasks that train one kind of model, so their losses must take that model's scores.
-SINGLE_MODEL_TASKS = ("embedder", "reranker")
+#: The kind of loss (a loss spec's ``task``: whose scores it takes) each loss slot of a built-in task takes: a
+#: single-model task's ``loss`` trains that model; the joint task's ``loss`` is the retriever's own and its
+#: ``joint.reranker_loss`` the reranker's.
+LOSS_SLOT_TASKS: dict[str, dict[str, str]] = {
+    "embedder": {"loss": "embedder"},
+    "reranker": {"loss": "reranker"},
+    "joint": {"loss": "embedder", "joint.reranker_loss": "reranker"},
+}
+
+#: What a slot is for, where the task's name does not say it.
+_LOSS_SLOT_ROLES = {("joint", "loss"): "the retriever's own loss",
+                    ("joint", "joint.reranker_loss"): "the reranker's loss"}
 
 
-def _loss_task_mismatch(spec: Any, task: Any, registry: Registry) -> str | None:
-    """Why a loss cannot train this recipe's task (an embedder loss for a reranker, ...), or None."""
+def _a(word: str) -> str:
+    return f"a{'n' if word[:1] in tuple('aeiou') else ''} {word}"
+
+
+def loss_task_mismatch(spec: Any, task: Any, slot: str, registry: Registry) -> str | None:
+    """Why loss ``spec`` cannot fill ``slot`` (``"loss"``, ``"joint.reranker_loss"``) of a ``task`` recipe (an
+    embedder loss for a reranker, ...), or None. Shared by validation and the runners' own check."""
+    expected = LOSS_SLOT_TASKS.get(task, {}).get(slot) if isinstance(task, str) else None
     loss_task = getattr(spec, "task", None)
-    if spec.kind != "loss" or task not in SINGLE_MODEL_TASKS or loss_task in (None, task):
+    if spec.kind != "loss" or expected is None or loss_task in (None, expected):
         return None
-    fitting = [s.name for s in registry.all("loss") if getattr(s, "task", None) == task]
-    return (f"loss '{spec.name}' trains a{'n' if loss_task[0] in 'aeiou' else ''} {loss_task}, but this "
-            f"recipe's task is {task}; {task} losses: {', '.join(fitting) or 'none installed'}")
+    fitting = [s.name for s in registry.all("loss") if getattr(s, "task", None) == expected]
+    role = _LOSS_SLOT_ROLES.get((task, slot))
+    why = f"in {_a(task)} recipe '{slot}' is {role}" if role else f"this recipe's task is {task}"
+    return (f"loss '{spec.name}' trains {_a(loss_task)}, but {why}; {expected} losses: "
+            f"{', '.join(fitting) or 'none installed'}")
+
+
+def check_loss_tasks(entries: list[dict[str, Any]], task: str, slot: str,
+                     registry: Registry) -> list[dict[str, Any]]:
+    """``entries`` themselves (a loss slot's components), each refused unless it fits ``slot`` of a ``task``
+    recipe: validation's check again at run time, for a recipe built in code."""
+    for entry in entries:
+        mismatch = loss_task_mismatch(registry.get("loss", entry["name"]), task, slot, registry)
+        if mismatch:
+            raise BgekitError(mismatch if slot == "loss" else f"{slot}: {mismatch}")
+    return entries

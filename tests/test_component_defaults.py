@@ -226,11 +226,11 @@ def test_the_name_scan_finds_both_shapes_and_skips_docstrings():
 
 
 def test_a_reranker_loss_as_joints_retriever_loss_lists_the_installed_embedder_losses(bgekit_pm):
-    from bgekit.train.joint_task import check_retriever_losses
+    from bgekit.recipe import check_loss_tasks
 
     with registered_specs(probe_loss_spec([]), name="probe-loss", pm=bgekit_pm):
         with pytest.raises(BgekitError) as caught:
-            check_retriever_losses([{"name": "ranknet"}], bgekit_pm.registry)
+            check_loss_tasks([{"name": "ranknet"}], "joint", "loss", bgekit_pm.registry)
     message = str(caught.value)
     assert "\n" not in message and message.startswith("loss 'ranknet' trains a reranker")
     assert "infonce" in message and "probe-loss" in message and "listwise-ce" not in message

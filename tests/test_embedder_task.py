@@ -101,6 +101,14 @@ def test_an_unsupported_dtype_fails_before_loading_anything(tmp_path, bgekit_pm)
         embedder_task.run(recipe, select_backend(bgekit_pm.registry, "cpu"))
 
 
+def test_an_empty_loss_list_built_in_code_is_a_one_line_error(tmp_path, bgekit_pm):
+    recipe = fake_recipe(tmp_path, write_jsonl(tmp_path / "t.jsonl", ROWS))
+    recipe.values["loss"] = []  # the schema refuses it in a file (minItems 1); a recipe built in code can have it
+    with pytest.raises(BgekitError) as caught:
+        embedder_task.run(recipe, select_backend(bgekit_pm.registry, "cpu"))
+    assert str(caught.value) == "loss: the list is empty; name at least one loss"
+
+
 def test_jsonl_logger_is_always_on_and_callbacks_are_built_from_the_registry(bgekit_pm):
     built = build_callbacks([], bgekit_pm.registry)
     assert [name for name, _ in built] == ["jsonl-logger"]

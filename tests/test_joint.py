@@ -18,10 +18,11 @@ from bgekit.recipe import RESOLVED_RECIPE_NAME, load_recipe
 from bgekit.tasks import run_task
 from bgekit.testing import tiny_cross_encoder
 from bgekit.train.candidates import denoise_negatives
+from bgekit.train.joint_chunks import JointChunks
 from bgekit.train.joint_task import (
     JointModel,
     JointSettings,
-    joint_batch_loss,
+    joint_loss,
     per_model_clip_groups,
 )
 from bgekit.train.trainer import all_parameters, clip_gradients
@@ -75,7 +76,8 @@ def rerank_ce(bgekit_pm):
 @pytest.mark.parametrize("tau,tau_r,rw,dw", [(0.02, 1.0, 1.0, 1.0), (0.1, 2.0, 0.5, 3.0)])
 def test_joint_loss_equals_kl_plus_ce_by_hand(bgekit_pm, tau, tau_r, rw, dw):
     settings = JointSettings(temperature=tau, reranker_temperature=tau_r, rerank_weight=rw, distill_weight=dw)
-    total, parts = joint_batch_loss(settings, rerank_ce(bgekit_pm), [])(FixedScores(), fixed_batch(), 0)
+    loss = JointChunks(joint_loss(settings, rerank_ce(bgekit_pm), [])).plain_loss
+    total, parts = loss(FixedScores(), fixed_batch(), 0)
     expected, ce, kl = by_hand(tau, tau_r, rw, dw)
     assert float(total.detach()) == pytest.approx(expected, rel=1e-5)
     assert parts["rerank_ce"] == pytest.approx(ce, rel=1e-5)
@@ -87,7 +89,7 @@ def test_distillation_reaches_the_reranker_only_when_asked(bgekit_pm, to_reranke
     """The reranker's gradient is the CE's alone when distill_to_reranker is false."""
     model = FixedScores()
     settings = JointSettings(distill_to_reranker=to_reranker)
-    total, _ = joint_batch_loss(settings, rerank_ce(bgekit_pm), [])(model, fixed_batch(), 0)
+    total, _ = JointChunks(joint_loss(settings, rerank_ce(bgekit_pm), [])).plain_loss(model, fixed_batch(), 0)
     total.backward()
     ce_only = LOGITS.clone().requires_grad_(True)
     torch.nn.functional.cross_entropy(ce_only, torch.zeros(Q, dtype=torch.long)).backward()

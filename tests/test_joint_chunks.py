@@ -144,17 +144,16 @@ def test_chunked_joint_step_equals_the_whole_batch_step_without_dropout(dirs, bg
     assert_same_gradients(grads, gradients(model))
 
 
-def test_the_plain_path_is_the_joint_batch_loss_of_before(dirs, bgekit_pm):
-    """chunk_size 0: ``JointChunks.plain_loss`` is ``joint_batch_loss`` (the batch loss until now), bit for bit."""
-    from bgekit.train.joint_task import joint_batch_loss
-
+def test_the_plain_path_is_the_joint_loss_of_the_models_forward(dirs, bgekit_pm):
+    """chunk_size 0: ``JointChunks.plain_loss`` is :func:`joint_loss` on ``JointModel.forward(batch)``'s scores and
+    logits (the batch loss before GradCache), bit for bit."""
     model = joint_model(dirs, dropout=0.0)
     batch = joint_batch(model)
     settings = JointSettings(temperature=0.05, contrastive_weight=0.5)
     rerank = bgekit_pm.registry.get("loss", "listwise-ce").create()
     contrastive = [LossTerm("infonce", bgekit_pm.registry.get("loss", "infonce").create(), 1.0)]
     other = copy.deepcopy(model)
-    a, a_parts = joint_batch_loss(settings, rerank, contrastive)(model, batch, 2)
+    a, a_parts = joint_loss(settings, rerank, contrastive)(*model(batch), batch, 2)
     b, b_parts = JointChunks(joint_loss(settings, rerank, contrastive)).plain_loss(other, batch, 2)
     a.backward()
     b.backward()

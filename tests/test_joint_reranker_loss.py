@@ -14,7 +14,8 @@ from bgekit.errors import BgekitError
 from bgekit.recipe import load_recipe
 from bgekit.tasks import run_task
 from bgekit.testing import tiny_cross_encoder
-from bgekit.train.joint_task import JointSettings, build_reranker_loss, joint_batch_loss, rerank_part_name
+from bgekit.train.joint_chunks import JointChunks
+from bgekit.train.joint_task import JointSettings, build_reranker_loss, joint_loss, rerank_part_name
 
 from test_joint import LOGITS, FixedScores, fixed_batch, write_joint_recipe
 
@@ -36,8 +37,8 @@ def train_lines(output_dir: Path) -> list[dict]:
 def test_the_chosen_loss_is_what_the_reranker_term_computes(bgekit_pm):
     settings = JointSettings(rerank_weight=0.5)
     term = build_reranker_loss({"name": "ranknet", "sigma": 2.0}, bgekit_pm.registry)
-    total, parts = joint_batch_loss(settings, term.fn, [], rerank_part=rerank_part_name(term.name))(
-        FixedScores(), fixed_batch(), 0)
+    loss = JointChunks(joint_loss(settings, term.fn, [], rerank_part=rerank_part_name(term.name))).plain_loss
+    total, parts = loss(FixedScores(), fixed_batch(), 0)
     labels = fixed_batch().rerank.labels
     ranknet = float(bgekit_pm.registry.get("loss", "ranknet").create(sigma=2.0)(LOGITS, labels).loss)
     listwise = float(bgekit_pm.registry.get("loss", "listwise-ce").create()(LOGITS, labels).loss)
@@ -52,8 +53,9 @@ def test_a_distilling_reranker_loss_gets_the_datas_teacher_scores(bgekit_pm):
     term = build_reranker_loss({"name": "rerank-kd"}, bgekit_pm.registry)
     batch = fixed_batch()
     batch.rerank.teacher_scores = torch.tensor([[3.0, 0.0, 1.0, -1.0], [0.5, 2.0, 0.0, 0.0], [1.0, 1.0, -2.0, 0.0]])
-    total, parts = joint_batch_loss(JointSettings(distill_weight=0.0), term.fn, [],
-                                    rerank_part=rerank_part_name(term.name))(FixedScores(), batch, 0)
+    loss = JointChunks(joint_loss(JointSettings(distill_weight=0.0), term.fn, [],
+                                  rerank_part=rerank_part_name(term.name))).plain_loss
+    total, parts = loss(FixedScores(), batch, 0)
     expected = bgekit_pm.registry.get("loss", "rerank-kd").create()(
         LOGITS, batch.rerank.labels, teacher_scores=batch.rerank.teacher_scores).loss
     assert float(total.detach()) == pytest.approx(float(expected), rel=1e-6)
@@ -93,15 +95,42 @@ def test_an_unknown_reranker_loss_is_one_line_at_validation(tmp_path, tiny_model
     assert "unknown loss 'ranknett' (did you mean 'ranknet'?)" in problems[0]
 
 
-@pytest.mark.parametrize("entry,message", [
-    ({"name": "infonce"}, "joint.reranker_loss: loss 'infonce' trains an embedder, not a reranker; reranker losses:"),
-    ({"name": "bce", "weight": 2.0}, "joint.reranker_loss.weight: the reranker loss is weighted by "
-                                     "joint.rerank_weight; remove weight"),
+@pytest.mark.parametrize("slot,entry,message", [
+    (("joint", "reranker_loss"), {"name": "infonce"},
+     "$.joint.reranker_loss.name  loss 'infonce' trains an embedder, but in a joint recipe 'joint.reranker_loss' "
+     "is the reranker's loss; reranker losses: "),
+    (("loss",), {"name": "listwise-ce"},
+     "$.loss.name  loss 'listwise-ce' trains a reranker, but in a joint recipe 'loss' is the retriever's own "
+     "loss; embedder losses: "),
+])
+def test_a_loss_of_the_wrong_kind_in_a_joint_recipe_is_refused_at_validation(
+        tmp_path, tiny_model_dir, bgekit_pm, slot, entry, message):
+    path = write_joint_recipe(tmp_path, tiny_model_dir, tmp_path / "reranker")
+    values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    values[slot[0]] = {**values.get(slot[0], {}), slot[1]: entry} if len(slot) == 2 else entry
+    path.write_text(yaml.safe_dump(values, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(BgekitError) as caught:
+        load_recipe(path)
+    header, *problems = str(caught.value).splitlines()
+    assert header.endswith("1 problem") and len(problems) == 1
+    assert problems[0].strip().startswith(f"{path}:") and message in problems[0]
+    kind = "listwise-ce" if slot[0] == "joint" else "infonce"
+    assert kind in problems[0]
+
+
+@pytest.mark.parametrize("entry,in_code,message", [
+    # validation refuses an embedder loss here (above); one set in code after it meets the runner's own check
+    ({"name": "infonce"}, True, "joint.reranker_loss: loss 'infonce' trains an embedder, but in a joint recipe "
+                                "'joint.reranker_loss' is the reranker's loss; reranker losses: "),
+    ({"name": "bce", "weight": 2.0}, False, "joint.reranker_loss.weight: the reranker loss is weighted by "
+                                            "joint.rerank_weight; remove weight"),
 ])
 def test_a_reranker_loss_the_joint_task_cannot_use_is_refused_before_the_data_is_read(
-        tmp_path, tiny_model_dir, bgekit_pm, entry, message):
-    path = with_reranker_loss(write_joint_recipe(tmp_path, tiny_model_dir, tmp_path / "reranker"), entry)
-    recipe = load_recipe(path)
+        tmp_path, tiny_model_dir, bgekit_pm, entry, in_code, message):
+    path = write_joint_recipe(tmp_path, tiny_model_dir, tmp_path / "reranker")
+    recipe = load_recipe(path if in_code else with_reranker_loss(path, entry))
+    if in_code:
+        recipe.values["joint"]["reranker_loss"] = entry
     (tmp_path / "train.jsonl").unlink()  # reading the data would fail with another message
     with pytest.raises(BgekitError) as caught:
         run_task(recipe, select_backend(bgekit_pm.registry, "cpu"))

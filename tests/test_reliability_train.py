@@ -25,7 +25,7 @@ import bgekit
 from bgekit.cli import main
 from bgekit.errors import BgekitError
 from bgekit.train import checkpoint as ckpt
-from bgekit.train import embedder_task
+from bgekit.train import task_skeleton
 from bgekit.train.failures import ERRORS_FILE, truncate_jsonl_after
 from bgekit.train.output_lock import LOCK_FILE, locked_output_dir
 from bgekit.train.gradcache import EmbedderChunks
@@ -63,7 +63,7 @@ def test_1_a_run_killed_while_saving_its_final_model_ends_with_model_on_rerun(tm
                                                                              monkeypatch):
     data = write_data(tmp_path, toy_rows(16))
     straight = run(recipe(tmp_path, model_dir, data, out="straight", max_steps=4, save_steps=2))
-    real_write = embedder_task.write_model
+    real_write = task_skeleton.write_model
 
     def killed_in_final_save(model, rec, folder):
         if Path(folder).name.startswith("model" + ckpt.TEMP_MARK):
@@ -71,10 +71,10 @@ def test_1_a_run_killed_while_saving_its_final_model_ends_with_model_on_rerun(tm
             raise KeyboardInterrupt("killed while saving model/")
         real_write(model, rec, folder)
 
-    monkeypatch.setattr(embedder_task, "write_model", killed_in_final_save)
+    monkeypatch.setattr(task_skeleton, "write_model", killed_in_final_save)
     with pytest.raises(KeyboardInterrupt):
         run(recipe(tmp_path, model_dir, data, out="k", max_steps=4, save_steps=2, resume_from="latest"))
-    monkeypatch.setattr(embedder_task, "write_model", real_write)
+    monkeypatch.setattr(task_skeleton, "write_model", real_write)
     out = tmp_path / "k"
     assert not (out / "model").exists() and (out / "checkpoint-4").is_dir()
     for _ in range(2):  # a restart loop: every re-run ends with model/, from the last checkpoint's weights

@@ -13,9 +13,9 @@ import torch
 
 from bgekit.errors import BgekitError
 from bgekit.train import task_skeleton
-from bgekit.train.embedder_task import build_model, embedder_collator, save_model
+from bgekit.train.embedder_task import build_model, embedder_collator
 from bgekit.train.sampling import GroupSampler
-from bgekit.train.task_skeleton import TaskSetup, TrainingTask, run_training
+from bgekit.train.task_skeleton import TaskSetup, TrainingTask, run_training, save_model
 from bgekit.train.trainer import Trainer
 
 from test_trainer import cpu, model_dir, recipe, toy_rows, write_data  # noqa: F401 (fixture)
@@ -100,6 +100,21 @@ def test_the_trainer_takes_its_loss_from_the_task():
     parameters = inspect.signature(Trainer).parameters
     assert parameters["batch_loss"].default is inspect.Parameter.empty
     assert "losses" not in parameters and not hasattr(Trainer, "embedder_batch_loss")
+
+
+def test_a_task_setups_batch_loss_is_its_chunked_tasks_plain_loss_unless_given():
+    from bgekit.train.gradcache import RerankerChunks
+
+    chunks = RerankerChunks([])
+    common = {"model": torch.nn.Linear(1, 1), "sampler": None, "collator": list, "restore_model": lambda d: None}
+    assert TaskSetup(**common, chunked=chunks).batch_loss == chunks.plain_loss
+
+    def own(wrapped, batch, step):
+        raise AssertionError("not called")
+
+    assert TaskSetup(**common, chunked=chunks, batch_loss=own).batch_loss is own
+    with pytest.raises(TypeError, match="needs batch_loss, or chunked"):
+        TaskSetup(**common)
 
 
 def test_the_trainer_asks_the_device_backend_for_optimizer_and_loader_options(tmp_path, model_dir, monkeypatch):

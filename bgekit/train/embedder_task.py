@@ -38,7 +38,7 @@ from bgekit.train.task_skeleton import (
     TrainingTask,
     console,
     run_training,
-    save_model_atomically,
+    save_model,
     write_model,
 )
 from bgekit.train.trainer import TrainResult
@@ -70,11 +70,6 @@ def _held_out(values: dict[str, Any], output_dir: Path) -> HeldOutEvaluation | N
     """The recipe's ``evaluate`` section as a :class:`HeldOutEvaluation`, or None when it has none."""
     spec = values.get("evaluate") or {}
     return HeldOutEvaluation(spec, output_dir) if spec.get("corpus") else None
-
-
-def save_model(model: Any, recipe: Any, final: Path) -> Path:
-    """``model`` and its resolved recipe into ``final``, atomically (see ``save_model_atomically``)."""
-    return save_model_atomically(model, final, lambda folder: write_model(model, recipe, folder))
 
 
 def build_refresh(values: dict[str, Any], examples: list[Example], sampler: RefreshingSampler,
@@ -131,7 +126,7 @@ class EmbedderTask(TrainingTask):
                                   lambda m, folder: write_model(m, run.recipe, folder))
         chunks = EmbedderChunks(self.losses, config.negatives_cross_device)
         return TaskSetup(model=model, sampler=sampler, collator=embedder_collator(model),
-                         batch_loss=chunks.plain_loss, chunked=chunks, restore_model=restore_model,
+                         chunked=chunks, restore_model=restore_model,
                          trainer_options={
                              "evaluator": self.held_out.metrics if self.held_out is not None else None,
                              "evaluate_every": setting(values.get("evaluate"), "evaluate", "every_steps"),

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import torch
 
-from bgekit.data.jsonlines import truncate_jsonl_after  # noqa: F401 - the trainer's logs use it from here
+from bgekit.data.jsonlines import truncate_jsonl_after
 from bgekit.errors import BgekitError
 
 ERRORS_FILE = "errors.jsonl"

@@ -289,7 +289,14 @@ def cached_step(wrapped: torch.nn.Module, task: ChunkedTask, batch: Any, step: i
     return value, parts
 
 
-def plain_step(wrapped: torch.nn.Module, task: ChunkedTask, batch: Any, step: int, *,
+@dataclass(frozen=True)
+class PlainLoss:
+    """All :func:`plain_step` needs of a task: its unchunked loss (the trainer's ``batch_loss``)."""
+
+    plain_loss: Callable[[torch.nn.Module, Any, int], LossAndParts]
+
+
+def plain_step(wrapped: torch.nn.Module, task: ChunkedTask | PlainLoss, batch: Any, step: int, *,
                autocast: Callable[[], ContextManager] = contextlib.nullcontext, scale: float = 1.0,
                scaler: Any = None, no_sync: Callable[[], ContextManager] | None = None,
                sync: bool = True) -> LossAndParts:
@@ -384,11 +391,15 @@ class EmbedderChunks:
         return weighted_loss_sum(self.losses, lambda fn: fn(scores, targets, batch.group_size,
                                                             teacher_scores=batch.teacher_scores, step=step))
 
-    def loss(self, model: torch.nn.Module, batch: Any, reps: list[dict[str, Any]], step: int) -> LossAndParts:
+    def scores(self, model: torch.nn.Module, reps: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """The heads' score matrices of the whole batch, from the representations of :meth:`chunks`' chunks."""
         split = self._query_chunks
         queries = model.concat_representations(reps[:split])
         passages = model.concat_representations(reps[split:])
-        return self._losses(model.score_representations(queries, passages, self.cross_device), batch, step)
+        return model.score_representations(queries, passages, self.cross_device)
+
+    def loss(self, model: torch.nn.Module, batch: Any, reps: list[dict[str, Any]], step: int) -> LossAndParts:
+        return self._losses(self.scores(model, reps), batch, step)
 
     def plain_loss(self, wrapped: torch.nn.Module, batch: Any, step: int) -> LossAndParts:
         return self._losses(wrapped(batch.queries, batch.passages, cross_device=self.cross_device), batch, step)

@@ -2,7 +2,7 @@
 
 A joint micro-batch is forwarded twice over: the retriever on its queries and
 passages, the reranker on the same lists as (query, passage) pairs. Its loss
-(:func:`bgekit.train.joint_task.joint_batch_loss`) couples the two, so
+(:func:`bgekit.train.joint_task.joint_loss`) couples the two, so
 :class:`JointChunks` caches both models' representations: the retriever's
 query and passage chunks (``chunk_size`` texts, as :class:`~bgekit.train.gradcache.EmbedderChunks`)
 and the reranker's pair chunks (``chunk_size`` pairs, as
@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from bgekit.train.gradcache import Features, LossAndParts, split_features
+from bgekit.train.gradcache import EmbedderChunks, Features, LossAndParts, RerankerChunks
 
 #: ``(retriever scores per head, (Q, G) reranker logits, batch, step) -> (loss, parts)``
 JointLoss = Callable[[dict[str, torch.Tensor], torch.Tensor, Any, int], LossAndParts]
@@ -52,19 +52,21 @@ class JointChunks:
     ``loss`` is the joint loss on the whole batch's retriever scores and
     reranker logits (the same function the unchunked step uses after
     ``JointModel.forward(batch)``), so chunked and plain steps share one loss.
+    The retriever's chunks (queries, then passages) and the reranker's are
+    split, and their representations' tensors taken apart and put back, by an
+    :class:`~bgekit.train.gradcache.EmbedderChunks` and a
+    :class:`~bgekit.train.gradcache.RerankerChunks` held here (their own losses
+    unused).
     """
 
     def __init__(self, loss: JointLoss) -> None:
         self.joint_loss = loss
-        self._query_chunks = 0
+        self.retriever = EmbedderChunks([])
+        self.reranker = RerankerChunks([])
 
     def chunks(self, batch: Any, chunk_size: int) -> list[JointChunk]:
-        queries = split_features(batch.retrieval.queries, chunk_size)
-        passages = split_features(batch.retrieval.passages, chunk_size)
-        pairs = split_features(batch.rerank.features, chunk_size)
-        self._query_chunks = len(queries)
-        retriever = [JointChunk(retriever=c) for c in queries + passages]
-        reranker = [JointChunk(reranker=c) for c in pairs]
+        retriever = [JointChunk(retriever=c) for c in self.retriever.chunks(batch.retrieval, chunk_size)]
+        reranker = [JointChunk(reranker=c) for c in self.reranker.chunks(batch.rerank, chunk_size)]
         # the synchronising (last) chunk reaches both models' parameters
         last = JointChunk(retriever=retriever.pop().retriever, reranker=reranker.pop().reranker)
         return retriever + reranker + [last]
@@ -72,39 +74,25 @@ class JointChunks:
     def forward(self, wrapped: torch.nn.Module, chunk: JointChunk) -> JointRep:
         return wrapped(chunk=chunk)
 
-    @staticmethod
-    def _heads(model: torch.nn.Module) -> Any:
-        return model.retriever.heads
-
     def tensors(self, model: torch.nn.Module, rep: JointRep) -> list[torch.Tensor]:
         out: list[torch.Tensor] = []
         if rep.retriever is not None:
-            heads = self._heads(model)
-            out += [t for name in heads if name in rep.retriever for t in heads[name].tensors(rep.retriever[name])]
+            out += self.retriever.tensors(model.retriever, rep.retriever)
         if rep.reranker is not None:
-            out.append(rep.reranker)
+            out += self.reranker.tensors(model.reranker, rep.reranker)
         return out
 
     def with_tensors(self, model: torch.nn.Module, rep: JointRep, tensors: Sequence[torch.Tensor]) -> JointRep:
         out, position = JointRep(), 0
         if rep.retriever is not None:
-            out.retriever = {}
-            for name, head in self._heads(model).items():
-                if name not in rep.retriever:
-                    continue
-                count = len(head.tensors(rep.retriever[name]))
-                out.retriever[name] = head.with_tensors(rep.retriever[name], tensors[position:position + count])
-                position += count
+            position = len(self.retriever.tensors(model.retriever, rep.retriever))
+            out.retriever = self.retriever.with_tensors(model.retriever, rep.retriever, tensors[:position])
         if rep.reranker is not None:
-            out.reranker = tensors[position]
+            out.reranker = self.reranker.with_tensors(model.reranker, rep.reranker, tensors[position:])
         return out
 
     def loss(self, model: torch.nn.Module, batch: Any, reps: list[JointRep], step: int) -> LossAndParts:
-        retriever = [r.retriever for r in reps if r.retriever is not None]
-        split = self._query_chunks
-        queries = model.retriever.concat_representations(retriever[:split])
-        passages = model.retriever.concat_representations(retriever[split:])
-        scores = model.retriever.score_representations(queries, passages)
+        scores = self.retriever.scores(model.retriever, [r.retriever for r in reps if r.retriever is not None])
         # pair chunks in batch order: the last (combined) chunk holds the final pairs
         logits = torch.cat([r.reranker for r in reps if r.reranker is not None])
         return self.joint_loss(scores, logits.view(batch.num_queries, batch.group_size), batch, step)

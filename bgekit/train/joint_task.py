@@ -48,20 +48,21 @@ import torch.nn.functional as F
 
 from bgekit.devices import DeviceBackend
 from bgekit.errors import BgekitError
-from bgekit.registry import Registry
+from bgekit.recipe import check_loss_tasks
+from bgekit.registry import Registry, task_default
 from bgekit.train.candidates import CandidateRefresher
-from bgekit.train.collate import TrainBatch
+from bgekit.train.collate import Collator, TrainBatch
 from bgekit.train.embedder_task import build_model as build_retriever
-from bgekit.train.embedder_task import embedder_collator, save_model
+from bgekit.train.embedder_task import embedder_collator
 from bgekit.train.gradcache import input_embeddings
 from bgekit.train.joint_chunks import JointChunk, JointChunks, JointRep
 from bgekit.train.loss_terms import LossTerm, build_losses, loss_entries, weighted_loss_sum
 from bgekit.train.outcome import data_summary, write_embedder_card, write_reranker_card
 from bgekit.train.refresh import RefreshingSampler
-from bgekit.train.reranker_task import RerankBatch, RerankCollator, check_reranker_losses
+from bgekit.train.reranker_task import RerankBatch, RerankCollator
 from bgekit.train.sampling import TrainGroup
 from bgekit.train.settings import schema_field, setting, settings_from_section
-from bgekit.train.task_skeleton import TaskSetup, TrainingRun, TrainingTask, console, run_training
+from bgekit.train.task_skeleton import TaskSetup, TrainingRun, TrainingTask, console, run_training, save_model
 from bgekit.train.trainer import TrainResult, parameter_groups
 
 RETRIEVER_DIR = "retriever"
@@ -75,9 +76,9 @@ class JointSettings:
     head: str = schema_field("joint", "head")
     temperature: float = schema_field("joint", "temperature")
     reranker_temperature: float = schema_field("joint", "reranker_temperature")
-    #: the reranker's loss from the labels: a loss component, ``{name: ..., <params>}``; None: the reranker
-    #: task's default (listwise-ce)
-    reranker_loss: dict[str, Any] = schema_field("joint", "reranker_loss")
+    #: the reranker's loss from the labels: a loss component, ``{name: ..., <params>}``; None: the one the task
+    #: declares (listwise-ce for the built-in joint task)
+    reranker_loss: dict[str, Any] | None = schema_field("joint", "reranker_loss")
     rerank_weight: float = schema_field("joint", "rerank_weight")
     distill_weight: float = schema_field("joint", "distill_weight")
     contrastive_weight: float = schema_field("joint", "contrastive_weight")
@@ -213,7 +214,7 @@ def joint_loss(settings: JointSettings, rerank_loss: Any, contrastive: Sequence[
                rerank_part: str = "rerank_ce"):
     """``loss(scores, logits, batch, step)``: weighted reranker loss + listwise distillation (+ the retriever's
     own loss) from the retriever's (Q, Q*G) scores per head and the reranker's (Q, G) logits. Shared by the
-    unchunked step (:func:`joint_batch_loss`) and GradCache (:class:`~bgekit.train.joint_chunks.JointChunks`).
+    unchunked step and GradCache (:class:`~bgekit.train.joint_chunks.JointChunks`: ``plain_loss`` and ``loss``).
 
     ``rerank_loss`` is a reranker loss (``joint.reranker_loss``), called as ``fn(logits, labels,
     teacher_scores=..., step=...)`` (the data's pos_scores/neg_scores, for a distilling loss such as rerank-kd);
@@ -244,18 +245,6 @@ def joint_loss(settings: JointSettings, rerank_loss: Any, contrastive: Sequence[
     return loss
 
 
-def joint_batch_loss(settings: JointSettings, rerank_loss: Any, contrastive: Sequence[LossTerm],
-                     rerank_part: str = "rerank_ce"):
-    """The unchunked ``batch_loss``: ``model(batch)``'s scores and logits into :func:`joint_loss`."""
-    loss = joint_loss(settings, rerank_loss, contrastive, rerank_part)
-
-    def batch_loss(model: torch.nn.Module, batch: JointBatch, step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        scores, logits = model(batch)
-        return loss(scores, logits, batch, step)
-
-    return batch_loss
-
-
 def joint_optimizer_groups(reranker_lr: float | None):
     """AdamW groups for both models; the reranker's carry their own ``lr`` when one is given."""
 
@@ -275,22 +264,11 @@ def per_model_clip_groups(model: JointModel) -> list[list[torch.nn.Parameter]]:
     return [list(model.retriever.parameters()), list(model.reranker.parameters())]
 
 
-def check_retriever_losses(entries: list[dict[str, Any]], registry: Registry) -> list[dict[str, Any]]:
-    """``entries`` themselves: the recipe's ``loss`` (the retriever's own) must be embedder losses."""
-    for entry in entries:
-        spec = registry.get("loss", entry["name"])
-        if getattr(spec, "task", "embedder") not in (None, "embedder"):
-            fitting = ", ".join(s.name for s in registry.all("loss") if getattr(s, "task", None) == "embedder")
-            raise BgekitError(f"loss '{spec.name}' trains a {spec.task}; in a joint recipe 'loss' is the "
-                              f"retriever's own contrastive loss ({fitting or 'no embedder loss installed'})")
-    return entries
-
-
 def build_reranker_loss(entry: dict[str, Any], registry: Registry) -> LossTerm:
     """``joint.reranker_loss`` made by the registry; it must be a reranker loss, and is weighted by
     ``joint.rerank_weight``."""
     where = "joint.reranker_loss"
-    check_reranker_losses([entry], registry, where=where)
+    check_loss_tasks([entry], "joint", where, registry)
     if float(entry.get("weight", 1.0)) != 1.0:
         raise BgekitError(f"{where}.weight: the reranker loss is weighted by joint.rerank_weight; remove weight")
     return build_losses([entry], registry, where=where)[0]
@@ -331,14 +309,17 @@ class JointTask(TrainingTask):
         if self.group_size < 2:
             raise BgekitError("data.group_size: joint training distils over lists; use at least 2")
         # built now, so an embedder loss named here fails before the data is read
-        self.rerank_loss = build_reranker_loss(run.component("joint.reranker_loss"), run.registry)
+        chosen = self.settings.reranker_loss
+        self.rerank_loss = build_reranker_loss(
+            chosen if chosen is not None else task_default(run.registry, run.task, "joint.reranker_loss"),
+            run.registry)
         declared = run.registry.get("task", run.task).default_component("joint.reranker_loss")
         self.default_rerank_name = declared["name"] if declared else None
 
     def prepare(self, run: TrainingRun) -> None:
         settings = self.settings
-        self.contrastive = build_losses(check_retriever_losses(
-            loss_entries(run.component("loss")), run.registry), run.registry) \
+        self.contrastive = build_losses(check_loss_tasks(
+            loss_entries(run.component("loss")), "joint", "loss", run.registry), run.registry) \
             if settings.contrastive_weight > 0 else []
 
     def build(self, run: TrainingRun) -> TaskSetup:
@@ -374,7 +355,7 @@ class JointTask(TrainingTask):
                                         rerank_part=rerank_part_name(self.rerank_loss.name, self.default_rerank_name)))
         return TaskSetup(model=model, sampler=sampler, collator=JointCollator(embedder_collator(retriever),
                                                                               RerankCollator(reranker)),
-                         batch_loss=chunks.plain_loss, chunked=chunks, restore_model=restore_model,
+                         chunked=chunks, restore_model=restore_model,
                          trainer_options={"refresh": self.refresher, "refresh_every": settings.refresh_every,
                                           "optimizer_groups": joint_optimizer_groups(
                                               self.reranker_settings.learning_rate),

@@ -40,6 +40,8 @@ def loss_entries(value: Any) -> list[dict[str, Any]]:
 
 def build_losses(entries: Sequence[dict[str, Any]], registry: Any, where: str = "loss") -> list[LossTerm]:
     """Each entry (``name``, ``weight``, parameters) made by the registry, as a weighted term."""
+    if not entries:
+        raise BgekitError(f"{where}: the list is empty; name at least one loss")
     terms = []
     for i, entry in enumerate(entries):
         params = {k: v for k, v in entry.items() if k not in ("name", "weight")}

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bgekit.data.example import Example, RowError
+from bgekit.train.settings import setting
 
 BASE_RESULT = Path("eval") / "base"
 FINAL_RESULT = Path("eval") / "final"
@@ -41,7 +42,7 @@ class HeldOutEvaluation:
 
         result, _ = evaluate_retriever(model, self.data, self.spec.get("metrics", ["ndcg@10"]), label=label,
                                        mode=self.spec.get("mode", "dense"), top_k=self.spec.get("top_k", 100),
-                                       batch_size=self.spec.get("batch_size", 64))
+                                       batch_size=setting(self.spec, "evaluate", "batch_size"))
         return result
 
     def metrics(self, model: Any, step: int) -> dict[str, float]:

@@ -34,15 +34,14 @@ import torch
 
 from bgekit.devices import DeviceBackend
 from bgekit.errors import BgekitError
-from bgekit.registry import Registry
+from bgekit.recipe import check_loss_tasks
 from bgekit.train.collate import common_group_size, pin_optional, pin_tensors, query_texts
-from bgekit.train.embedder_task import save_model
 from bgekit.train.gradcache import RerankerChunks
 from bgekit.train.loss_terms import build_losses, loss_entries
 from bgekit.train.outcome import data_summary, write_reranker_card
 from bgekit.train.sampling import GroupSampler, TrainGroup
 from bgekit.train.settings import setting
-from bgekit.train.task_skeleton import TaskSetup, TrainingRun, TrainingTask, console, run_training
+from bgekit.train.task_skeleton import TaskSetup, TrainingRun, TrainingTask, console, run_training, save_model
 from bgekit.train.trainer import TrainResult
 
 #: ``model_max_length`` values above this mean "no limit recorded" in Hugging Face tokenizers.
@@ -106,19 +105,6 @@ class RerankCollator:
         return RerankBatch(features, labels, teacher, group_size)
 
 
-def check_reranker_losses(entries: list[dict[str, Any]], registry: Registry,
-                          where: str = "loss") -> list[dict[str, Any]]:
-    """``entries`` themselves; each must name a reranker loss (the recipe check says so too for this task)."""
-    for entry in entries:
-        spec = registry.get("loss", entry["name"])
-        if getattr(spec, "task", "embedder") != "reranker":
-            fitting = [s.name for s in registry.all("loss") if getattr(s, "task", "") == "reranker"]
-            prefix = "" if where == "loss" else f"{where}: "
-            raise BgekitError(f"{prefix}loss '{spec.name}' trains an embedder, not a reranker; reranker losses: "
-                              f"{', '.join(fitting)}")
-    return entries
-
-
 def pair_lengths(model_values: dict[str, Any], tokenizer: Any) -> tuple[int, int]:
     """``(pair max length, query max length)`` from the recipe, within the model's position limit."""
     query = int(setting(model_values, "model", "query_max_length"))
@@ -161,7 +147,7 @@ class RerankerTask(TrainingTask):
                               "during training); remove it")
 
     def prepare(self, run: TrainingRun) -> None:
-        entries = check_reranker_losses(loss_entries(run.component("loss")), run.registry)
+        entries = check_loss_tasks(loss_entries(run.component("loss")), "reranker", "loss", run.registry)
         self.losses = build_losses(entries, run.registry)
         if (run.values.get("evaluate") or {}).get("corpus"):
             console.print("[yellow]the reranker task does not evaluate during training: re-order a retriever's "
@@ -176,8 +162,8 @@ class RerankerTask(TrainingTask):
         collator = RerankCollator(model, query_instruction=model_values.get("query_instruction") or "",
                                   passage_instruction=model_values.get("passage_instruction") or "")
         chunks = RerankerChunks(self.losses)
-        return TaskSetup(model=model, sampler=sampler, collator=collator, batch_loss=chunks.plain_loss,
-                         chunked=chunks, restore_model=restore_into(model))
+        return TaskSetup(model=model, sampler=sampler, collator=collator, chunked=chunks,
+                         restore_model=restore_into(model))
 
     def model_dirs(self, run: TrainingRun) -> dict[str, Path]:
         return {"model_dir": run.output_dir / "model"}

@@ -93,8 +93,9 @@ def example_length(example: Example) -> int:
 
 
 # -- saving ----------------------------------------------------------------------------------------------------
-def save_model_atomically(model: Any, final: Path, write: Callable[[Path], None]) -> Path:
-    """``write(folder)`` into a temp folder beside ``final``, then renamed to ``final``.
+def save_model(model: Any, recipe: Any, final: Path) -> Path:
+    """``model`` and its resolved recipe (:func:`write_model`) into a temp folder beside ``final``, then renamed
+    to ``final``: every task's finished model(s).
 
     Non-finite weights are refused before anything is written; a failed write (full disk, ``ulimit -f``)
     removes the temp folder and is one line, and whatever was at ``final`` stays.
@@ -102,7 +103,7 @@ def save_model_atomically(model: Any, final: Path, write: Callable[[Path], None]
     check_finite_weights(model, str(final))
 
     def write_then_mark(tmp: Path) -> None:
-        write(tmp)
+        write_model(model, recipe, tmp)
         ckpt._fault("final-model")
 
     return ckpt.write_dir_atomically(final, write_then_mark, f"the model {final}")
@@ -174,13 +175,20 @@ class TaskSetup:
     sampler: GroupSampler
     #: ``groups -> batch`` (the batch has ``to``, ``pin_memory``, ``num_passages``, ``num_tokens``)
     collator: Callable[..., Any]
-    batch_loss: BatchLoss
     #: loads a checkpoint's model folder into ``model`` (resume)
     restore_model: Callable[[Path], None]
     #: how a micro-batch splits into GradCache chunks (None: this task cannot use ``train.chunk_size``)
     chunked: ChunkedTask | None = None
+    #: the unchunked forward pass and loss of a micro-batch; None: ``chunked.plain_loss``
+    batch_loss: BatchLoss | None = None
     #: further :class:`~bgekit.train.trainer.Trainer` arguments (evaluator, best model, refresher, ...)
     trainer_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.batch_loss is None:
+            if self.chunked is None:
+                raise TypeError("TaskSetup needs batch_loss, or chunked (whose plain_loss it then is)")
+            self.batch_loss = self.chunked.plain_loss
 
 
 class TrainingTask:

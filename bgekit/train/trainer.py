@@ -52,9 +52,9 @@ from bgekit.train.collate import TrainBatch
 from bgekit.train import stop
 from bgekit.train.distributed import ProcessContext
 from bgekit.train.failures import FailedBatches, check_finite_weights
-from bgekit.train.gradcache import ChunkedTask, RandomState, cached_step, sync_context
+from bgekit.train.gradcache import ChunkedTask, PlainLoss, RandomState, cached_step, plain_step
 from bgekit.train.loader import BatchLoader, default_num_workers
-from bgekit.train.loss_terms import LossTerm, weighted_loss_sum  # noqa: F401 - imported from here by the tasks
+from bgekit.train.loss_terms import LossTerm  # noqa: F401 - tests and benchmarks import it from here
 from bgekit.train.oom import halved_chunk, is_out_of_memory
 from bgekit.train.sampling import GroupSampler
 from bgekit.train.settings import schema_field, settings_from_section
@@ -288,12 +288,8 @@ class Trainer:
         if self.chunk_size > 0:
             return cached_step(wrapped, self.chunked, batch, step, chunk_size=self.chunk_size,
                                autocast=self._autocast, scale=scale, scaler=scaler, no_sync=no_sync, sync=sync)
-        with sync_context(no_sync, sync):
-            with self._autocast():
-                total, parts = self.batch_loss(wrapped, batch, step)
-            loss = total.float() * scale
-            (scaler.scale(loss) if scaler is not None else loss).backward()
-        return total.detach().float(), parts
+        return plain_step(wrapped, PlainLoss(self.batch_loss), batch, step, autocast=self._autocast, scale=scale,
+                          scaler=scaler, no_sync=no_sync, sync=sync)
 
     def _run_step(self, wrapped: torch.nn.Module, batches: Sequence[Any], step: int, scaler: Any,
                   optimizer: Any) -> list[tuple[torch.Tensor, dict[str, float]]] | None:

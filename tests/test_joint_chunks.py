@@ -30,15 +30,9 @@ from bgekit.train.reranker_task import RerankCollator
 from bgekit.train.sampling import TrainGroup
 from bgekit.train.trainer import LossTerm
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+from test_gradcache import GROUP, PASSAGES, QUERIES  # the same mixed English/Chinese texts
 
-GROUP = 3
-QUERIES = ["where is the capital of china?", "longest river", "who wrote dream of the red chamber, the novel?",
-           "机器学习是什么", "天气", "Beijing capital"]
-PASSAGES = ["Beijing is the capital of the People's Republic of China.", "长江是中国最长的河流。",
-            "Dream of the Red Chamber is one of the four great classical novels, by Cao Xueqin.",
-            "机器学习是人工智能的一个分支", "今天天气很好，我们去公园散步吧！你觉得怎么样？", "river",
-            "Chapter 1.", "Dense, sparse and multi-vector retrieval with BGE-M3 embeddings."]
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
 def groups(n: int = 6, offset: int = 0) -> list[TrainGroup]:

@@ -276,7 +276,7 @@ def load_recipe(
     _check_finite(tree, located, shown)
     schema = outer_schema_for(registry)
     _fill_defaults(schema, tree.values, (), tree, Origin(SCHEMA_DEFAULT))
-    for where, message in schema_problems(outer_validation_schema(registry), tree.values):
+    for where, message in schema_problems(outer_validation_schema(registry, schema), tree.values):
         located.append((tree.location(where, shown), where, message))
     _check_components(schema, tree, registry, located, shown)
     _check_output_dir(tree, located, shown)

@@ -84,8 +84,9 @@ def outer_schema_for(registry: Registry, include: Callable[[ComponentSpec], bool
     return schema
 
 
-def outer_validation_schema(registry: Registry) -> dict[str, Any]:
-    """Stage one: component slots only need a ``name`` string; parameters come later."""
+def outer_validation_schema(registry: Registry, outer: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Stage one: component slots only need a ``name`` string; parameters come later. ``outer`` is
+    :func:`outer_schema_for`'s result when the caller has built it already (it is not changed)."""
 
     def open_slot(kind: str) -> dict[str, Any]:
         return {
@@ -94,7 +95,8 @@ def outer_validation_schema(registry: Registry) -> dict[str, Any]:
             "properties": {"name": {"type": "string", "description": f"a registered {kind} name"}},
         }
 
-    return replace_markers(outer_schema_for(registry), open_slot, lambda kind, node: _without_marker(node))
+    return replace_markers(outer if outer is not None else outer_schema_for(registry), open_slot,
+                           lambda kind, node: _without_marker(node))
 
 
 def recipe_schema(registry: Registry, include: Callable[[ComponentSpec], bool] | None = None) -> dict[str, Any]:

@@ -24,16 +24,17 @@ console = Console(stderr=True)
 def score_data(values: dict[str, Any], backend: Any, source: str, output: Path) -> dict[str, Any]:
     """Score ``source`` into ``output`` with the recipe's ``score`` settings; a small summary."""
     from bgekit.teacher import TeacherScorer, score_file
+    from bgekit.train.settings import setting  # the schema's defaults, for values built in code
 
     settings = values.get("score") or {}
     reranker = settings.get("reranker")
     if not reranker:
         raise BgekitError("score.reranker: the teacher cross-encoder is not set (e.g. BAAI/bge-reranker-v2-m3)")
     scorer = TeacherScorer(reranker, device=getattr(backend, "name", "auto"),
-                           max_length=settings.get("max_length", 512),
+                           max_length=setting(settings, "score", "max_length"),
                            query_max_length=settings.get("query_max_length"),
-                           batch_size=settings.get("batch_size", 32))
-    fmt = (values.get("data") or {}).get("format", "auto")
+                           batch_size=setting(settings, "score", "batch_size"))
+    fmt = setting(values.get("data"), "data", "format")
     summary = score_file(source, output, scorer, normalize=bool(settings.get("normalize")), fmt=fmt)
     console.print(f"scored {summary.rows} rows into {output} ({summary.pairs_scored} pairs, "
                   f"{summary.seconds:.1f}s)")
